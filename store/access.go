@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldops/fieldops"
+)
+
+// access is the actor's current standing in their organisation, loaded at
+// the start of each transaction so that a role change, an override change
+// or a removal takes effect on the very next call.
+type access struct {
+	fieldops.Access
+	actor      fieldops.Actor
+	name       string
+	plan       fieldops.Plan
+	extraSeats int
+}
+
+// load reads the actor's membership. A member who was removed, or an
+// actor without an organisation, is unauthorised.
+func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
+	actor, err := fieldops.RequireActor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		role, plan, name string
+		overrides        []byte
+		extraSeats       int
+	)
+	err = tx.QueryRow(ctx, `
+		SELECT m.role, m.overrides, o.plan, o.extra_seats, u.name
+		FROM memberships m
+		JOIN organisations o ON o.id = m.org_id
+		JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'`,
+		actor.OrgID, actor.UserID).Scan(&role, &overrides, &plan, &extraSeats, &name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fieldops.Errorf(fieldops.EUNAUTHORIZED, "You are not a member of this organisation any more. Ask its Owner or an Admin to invite you again.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load membership: %w", err)
+	}
+	acc := &access{actor: actor, name: name, extraSeats: extraSeats}
+	acc.OrgID, acc.UserID = actor.OrgID, actor.UserID
+	if acc.Role, err = fieldops.ParseRole(role); err != nil {
+		return nil, fmt.Errorf("load membership: %w", err)
+	}
+	if acc.plan, err = fieldops.FindPlan(plan); err != nil {
+		return nil, fmt.Errorf("load membership: %w", err)
+	}
+	ovs, err := decodeOverrides(overrides)
+	if err != nil {
+		return nil, fmt.Errorf("load membership: %w", err)
+	}
+	if !acc.plan.Overrides {
+		ovs = nil // overrides only count on plans that have them
+	}
+	acc.Grants = fieldops.EffectiveGrants(acc.Role, ovs)
+	return acc, nil
+}
+
+// check allows the action or explains the refusal: a member without the
+// flag is told they lack it; a member whose scope is own and who asks
+// about someone else's record is told it was not found, as it would be
+// for another organisation's record.
+func (acc *access) check(f fieldops.Flag, r *fieldops.Resource, what string) error {
+	if acc.Can(f, r) {
+		return nil
+	}
+	if r.OrgID != acc.OrgID || acc.Scope(f) == fieldops.ScopeOwn {
+		return notFound(what)
+	}
+	return acc.Require(f, r)
+}
+
+// require checks an organisation-wide action (no particular record).
+func (acc *access) require(f fieldops.Flag) error {
+	return acc.Require(f, &fieldops.Resource{OrgID: acc.OrgID})
+}
+
+// requireAny checks that the member holds f with any scope; lists then
+// narrow to what the scope allows.
+func (acc *access) requireAny(f fieldops.Flag) error {
+	if acc.Scope(f) != fieldops.ScopeNone {
+		return nil
+	}
+	return acc.require(f)
+}
+
+// decodeOverrides reads the memberships.overrides object.
+func decodeOverrides(raw []byte) ([]fieldops.Override, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("overrides: %w", err)
+	}
+	out := make([]fieldops.Override, 0, len(m))
+	for _, f := range fieldops.AllFlags() { // stable order
+		s, ok := m[f.String()]
+		if !ok {
+			continue
+		}
+		sc, err := fieldops.ParseScope(s)
+		if err != nil {
+			return nil, fmt.Errorf("overrides: %w", err)
+		}
+		out = append(out, fieldops.Override{Flag: f, Scope: sc})
+	}
+	return out, nil
+}
+
+// encodeOverrides writes the memberships.overrides object.
+func encodeOverrides(ovs []fieldops.Override) []byte {
+	b, _ := json.Marshal(overrideMap(ovs))
+	return b
+}
+
+// lockOrg serialises changes that count seats or owners in one
+// organisation.
+func lockOrg(ctx context.Context, tx pgx.Tx, orgID int64) error {
+	_, err := tx.Exec(ctx, `SELECT 1 FROM organisations WHERE id = $1 FOR UPDATE`, orgID)
+	return err
+}

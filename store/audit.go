@@ -1,0 +1,328 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldops/fieldops"
+)
+
+// AuditService reads the audit log.
+type AuditService struct{ db *DB }
+
+var _ fieldops.AuditService = (*AuditService)(nil)
+
+// NewAuditService returns the audit log service.
+func NewAuditService(db *DB) *AuditService { return &AuditService{db: db} }
+
+// change records one field's old and new value.
+type change struct {
+	From any `json:"from"`
+	To   any `json:"to"`
+}
+
+// entry is what a service method records.
+type entry struct {
+	action     string
+	targetType string
+	targetID   int64
+	changes    map[string]any
+}
+
+// audit appends an entry for the actor to the organisation's log, inside
+// the caller's transaction.
+func (db *DB) audit(ctx context.Context, tx pgx.Tx, acc *access, e entry) error {
+	return db.appendAudit(ctx, tx, acc.OrgID, acc.UserID, acc.name, acc.actor.Channel, acc.actor.IP, e)
+}
+
+// appendAudit extends the organisation's hash chain by one entry. The
+// organisation row is locked while the head moves, so entries of one
+// organisation are chained in commit order.
+func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, label string, ch fieldops.Channel, ip netip.Addr, e entry) error {
+	if ch == "" {
+		ch = fieldops.ChannelSystem
+	}
+	if label == "" {
+		label = string(ch)
+	}
+	changes, err := canonicalJSON(e.changes)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", e.action, err)
+	}
+	ev := fieldops.AuditEvent{
+		OrgID: orgID, At: db.now(), ActorUserID: actorID, ActorLabel: label, Channel: ch,
+		Action: e.action, TargetType: e.targetType, TargetID: strconv.FormatInt(e.targetID, 10),
+	}
+	if ip.IsValid() {
+		ev.IP = ip.String()
+	}
+	if err := tx.QueryRow(ctx, `SELECT audit_seq + 1, audit_head FROM organisations WHERE id = $1 FOR UPDATE`, orgID).
+		Scan(&ev.Seq, &ev.PrevHash); err != nil {
+		return fmt.Errorf("audit %s: chain head: %w", e.action, err)
+	}
+	ev.Hash = auditHash(&ev, changes)
+	var actor *int64
+	if actorID != 0 {
+		actor = &actorID
+	}
+	var ipArg *string
+	if ev.IP != "" {
+		ipArg = &ev.IP
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO audit_events (org_id, seq, at, actor_user_id, actor_label, channel, ip, action, target_type, target_id, changes, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		orgID, ev.Seq, ev.At, actor, label, string(ch), ipArg, e.action, e.targetType, ev.TargetID, changes, ev.PrevHash, ev.Hash); err != nil {
+		return fmt.Errorf("audit %s: %w", e.action, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE organisations SET audit_seq = $2, audit_head = $3 WHERE id = $1`, orgID, ev.Seq, ev.Hash); err != nil {
+		return fmt.Errorf("audit %s: move head: %w", e.action, err)
+	}
+	return nil
+}
+
+// canonicalJSON encodes changes so that the bytes can be recomputed from
+// what jsonb gives back: Go's encoder sorts map keys, and numbers are kept
+// as written.
+func canonicalJSON(v any) ([]byte, error) {
+	if v == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return reencode(b)
+}
+
+func reencode(b []byte) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return nil, err
+	}
+	return json.Marshal(x)
+}
+
+// auditHash is SHA-256 over the previous hash and every field of the
+// entry, each length-prefixed so no two entries encode alike.
+func auditHash(ev *fieldops.AuditEvent, changes []byte) []byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	num := func(v int64) { put(strconv.AppendInt(nil, v, 10)) }
+	put(ev.PrevHash)
+	num(ev.OrgID)
+	num(ev.Seq)
+	num(ev.At.UnixMicro())
+	num(ev.ActorUserID)
+	put([]byte(ev.ActorLabel))
+	put([]byte(ev.Channel))
+	put([]byte(ev.IP))
+	put([]byte(ev.Action))
+	put([]byte(ev.TargetType))
+	put([]byte(ev.TargetID))
+	put(changes)
+	return h.Sum(nil)
+}
+
+const auditColumns = `id, org_id, seq, at, COALESCE(actor_user_id, 0), actor_label, channel, COALESCE(host(ip), ''),
+	action, target_type, target_id, changes::text, prev_hash, hash`
+
+func scanAudit(row pgx.Row) (*fieldops.AuditEvent, []byte, error) {
+	ev := &fieldops.AuditEvent{}
+	var ch, changes string
+	if err := row.Scan(&ev.ID, &ev.OrgID, &ev.Seq, &ev.At, &ev.ActorUserID, &ev.ActorLabel, &ch, &ev.IP,
+		&ev.Action, &ev.TargetType, &ev.TargetID, &changes, &ev.PrevHash, &ev.Hash); err != nil {
+		return nil, nil, err
+	}
+	ev.Channel = fieldops.Channel(ch)
+	canon, err := reencode([]byte(changes))
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit %d changes: %w", ev.ID, err)
+	}
+	if err := json.Unmarshal([]byte(changes), &ev.Changes); err != nil {
+		return nil, nil, fmt.Errorf("audit %d changes: %w", ev.ID, err)
+	}
+	return ev, canon, nil
+}
+
+// FindAuditEvents lists the organisation's log, newest first (audit.view).
+func (s *AuditService) FindAuditEvents(ctx context.Context, f fieldops.AuditFilter) ([]*fieldops.AuditEvent, string, error) {
+	if err := f.Validate(); err != nil {
+		return nil, "", err
+	}
+	var (
+		out  []*fieldops.AuditEvent
+		next string
+	)
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.load(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := acc.require(fieldops.FlagAuditView); err != nil {
+			return err
+		}
+		where := []string{"org_id = $1"}
+		args := []any{acc.OrgID}
+		add := func(cond string, v any) {
+			args = append(args, v)
+			where = append(where, fmt.Sprintf(cond, len(args)))
+		}
+		if f.ActorUserID != 0 {
+			add("actor_user_id = $%d", f.ActorUserID)
+		}
+		if f.Action != "" {
+			add("action = $%d", f.Action)
+		}
+		if f.TargetType != "" {
+			add("target_type = $%d", f.TargetType)
+		}
+		if f.TargetID != "" {
+			add("target_id = $%d", f.TargetID)
+		}
+		if !f.From.IsZero() {
+			add("at >= $%d", f.From)
+		}
+		if !f.To.IsZero() {
+			add("at < $%d", f.To)
+		}
+		if f.After != "" {
+			at, id, err := decodeTimeCursor(f.After)
+			if err != nil {
+				return err
+			}
+			args = append(args, at, id)
+			where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+		}
+		args = append(args, f.Limit+1)
+		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+strings.Join(where, " AND ")+
+			fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT $%d`, len(args)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			ev, _, err := scanAudit(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out) > f.Limit {
+			out = out[:f.Limit]
+			last := out[len(out)-1]
+			next = encodeTimeCursor(last.At, last.ID)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// VerifyChain recomputes the organisation's hash chain and returns the
+// sequence number of the first entry that does not match, or 0.
+func (s *AuditService) VerifyChain(ctx context.Context) (int64, error) {
+	var broken int64
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.load(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := acc.require(fieldops.FlagAuditView); err != nil {
+			return err
+		}
+		broken, err = verifyChain(ctx, tx, acc.OrgID)
+		return err
+	})
+	return broken, err
+}
+
+// verifyChain walks one organisation's log in sequence order.
+func verifyChain(ctx context.Context, tx pgx.Tx, orgID int64) (int64, error) {
+	var (
+		prev    []byte
+		wantSeq int64 = 1
+	)
+	for {
+		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1000`, orgID, wantSeq)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for rows.Next() {
+			n++
+			ev, canon, err := scanAudit(rows)
+			if err != nil {
+				rows.Close()
+				return 0, err
+			}
+			if ev.Seq != wantSeq || !bytes.Equal(ev.PrevHash, prev) || !bytes.Equal(auditHash(ev, canon), ev.Hash) {
+				rows.Close()
+				return wantSeq, nil
+			}
+			prev, wantSeq = ev.Hash, wantSeq+1
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		if n < 1000 {
+			break
+		}
+	}
+	// The head must be the last entry: a deleted tail is a break too.
+	var head []byte
+	var seq int64
+	if err := tx.QueryRow(ctx, `SELECT audit_seq, audit_head FROM organisations WHERE id = $1`, orgID).Scan(&seq, &head); err != nil {
+		return 0, err
+	}
+	if seq != wantSeq-1 || !bytes.Equal(head, prev) {
+		return wantSeq, nil
+	}
+	return 0, nil
+}
+
+// encodeTimeCursor and decodeTimeCursor make the opaque keyset cursor of
+// lists ordered by a time and an id.
+func encodeTimeCursor(t time.Time, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "." + strconv.FormatInt(id, 10)))
+}
+
+func decodeTimeCursor(s string) (time.Time, int64, error) {
+	bad := fieldops.Invalid("after", "The page link is not valid; go back to the first page.")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, 0, bad
+	}
+	ts, ids, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return time.Time{}, 0, bad
+	}
+	us, err1 := strconv.ParseInt(ts, 10, 64)
+	id, err2 := strconv.ParseInt(ids, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return time.Time{}, 0, bad
+	}
+	return time.UnixMicro(us).UTC(), id, nil
+}
