@@ -274,4 +274,3 @@ func decodeNameCursor(s string) (string, int64, error) {
 	}
 	return "", 0, fieldops.Invalid("after", "The page link is not valid; go back to the first page.")
 }
-

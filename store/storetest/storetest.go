@@ -423,4 +423,3 @@ func unprivileged() (*syscall.Credential, error) {
 	}
 	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
 }
-
