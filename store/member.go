@@ -251,6 +251,9 @@ func (s *MemberService) SetOverrides(ctx context.Context, userID int64, override
 				return err
 			}
 		}
+		if err := checkWidening(acc, target, overrides); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE memberships SET overrides = $3, updated_at = now() WHERE org_id = $1 AND user_id = $2`,
 			acc.OrgID, userID, encodeOverrides(overrides)); err != nil {
 			return err
@@ -352,4 +355,20 @@ func overrideMap(ovs []fieldops.Override) map[string]string {
 		m[o.Flag.String()] = o.Scope.String()
 	}
 	return m
+}
+
+// checkWidening applies "nobody grants more than they hold" to the change
+// as a whole: clearing an override that took a flag away gives it back,
+// so every flag whose scope grows must be held by the actor at least as
+// widely.
+func checkWidening(acc *access, target *fieldops.Member, overrides []fieldops.Override) error {
+	before := fieldops.EffectiveGrants(target.Role, target.Overrides)
+	after := fieldops.EffectiveGrants(target.Role, overrides)
+	for _, f := range fieldops.AllFlags() {
+		if to := after.Scope(f); to > before.Scope(f) && acc.Grants.Scope(f) < to {
+			return &fieldops.Error{Code: fieldops.EFORBIDDEN, Field: "overrides",
+				Message: fmt.Sprintf("You cannot give %s %q: you do not hold it yourself. Ask an Owner to make this change.", target.Name, f.String())}
+		}
+	}
+	return nil
 }

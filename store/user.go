@@ -110,3 +110,19 @@ func checkPassword(pw string) error {
 	}
 	return nil
 }
+
+// SetPassword replaces a user's password. It needs no actor: callers are
+// the invitation acceptance and the operator's CLI.
+func (db *DB) SetPassword(ctx context.Context, userID int64, password string) error {
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1`, userID, h)
+		if err == nil && tag.RowsAffected() == 0 {
+			return notFound("Account")
+		}
+		return err
+	})
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldops/fieldops/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// run runs the program with the given environment and arguments.
+func run(t *testing.T, ctx context.Context, environ []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Environ: environ}
+	code = m.Run(ctx, args)
+	return code, out.String(), errb.String()
+}
+
+func testEnviron(t *testing.T) []string {
+	t.Helper()
+	return []string{
+		"FIELDOPS_DATABASE_URL=" + storetest.MustDatabaseURL(t),
+		"FIELDOPS_REDIS_URL=" + storetest.MustRedisURL(t),
+		"FIELDOPS_HTTP_ADDR=127.0.0.1:0",
+		"FIELDOPS_LOG_LEVEL=warn",
+	}
+}
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// serve starts `fieldops serve` and returns its base URL and a function
+// that stops it and returns the exit code.
+func serve(t *testing.T, environ []string) (string, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	var out bytes.Buffer
+	var mu sync.Mutex
+	m := &Main{Stdout: &out, Stderr: &lockedWriter{w: &out, mu: &mu}, Environ: environ, Listening: func(a string) { addrc <- a }}
+	done := make(chan int, 1)
+	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	select {
+	case a := <-addrc:
+		return "http://" + a, func() int { cancel(); return <-done }
+	case code := <-done:
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("serve exited %d: %s", code, out.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	return "", nil
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func readyz(t *testing.T, base string) (int, map[string]string) {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body.Checks
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		breakKey   string // an environment variable pointed at a closed port
+		wantStatus int
+		wantDown   string
+	}{
+		{"OK", "", 200, ""},
+		{"ErrRedisDown", "FIELDOPS_REDIS_URL=redis://%s/0", 503, "redis"},
+		{"ErrPostgresDown", "FIELDOPS_DATABASE_URL=postgres://postgres@%s/x?sslmode=disable&connect_timeout=1", 503, "postgres"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			environ := testEnviron(t)
+			if tt.breakKey != "" {
+				environ = append(environ, strings.Replace(tt.breakKey, "%s", closedAddr(t), 1))
+			}
+			base, stop := serve(t, environ)
+			status, checks := readyz(t, base)
+			if status != tt.wantStatus {
+				t.Errorf("readyz = %d %v, want %d", status, checks, tt.wantStatus)
+			}
+			for name, state := range checks {
+				want := "ok"
+				if name == tt.wantDown {
+					want = "down"
+				}
+				if state != want {
+					t.Errorf("check %s = %q, want %q", name, state, want)
+				}
+			}
+			if resp, err := http.Get(base + "/livez"); err != nil || resp.StatusCode != 200 {
+				t.Errorf("livez = %v, %v", resp, err)
+			}
+			if code := stop(); code != 0 {
+				t.Errorf("serve exit code after shutdown = %d, want 0", code)
+			}
+		})
+	}
+}
+
+func TestMigrateAndDemo(t *testing.T) {
+	t.Parallel()
+	environ := testEnviron(t)
+	ctx := context.Background()
+
+	code, out, errs := run(t, ctx, environ, "migrate")
+	if code != 0 || !strings.Contains(out, "up to date") {
+		t.Fatalf("migrate on a migrated database = %d %q %q", code, out, errs)
+	}
+	code, out, errs = run(t, ctx, environ, "demo")
+	if code != 0 || !strings.Contains(out, "Created the demo organisation") || !strings.Contains(out, "owner@demo.fieldops.test") {
+		t.Fatalf("demo = %d %q %q", code, out, errs)
+	}
+	code, out, _ = run(t, ctx, environ, "demo")
+	if code != 0 || !strings.Contains(out, "nothing changed") {
+		t.Fatalf("second demo = %d %q", code, out)
+	}
+
+	conn, err := pgx.Connect(ctx, strings.TrimPrefix(environ[0], "FIELDOPS_DATABASE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var orgs, members, roles, jobs, twoEngineer, sites int
+	if err := conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM organisations),
+		(SELECT count(*) FROM memberships),
+		(SELECT count(DISTINCT role) FROM memberships),
+		(SELECT count(*) FROM jobs),
+		(SELECT count(*) FROM (SELECT job_id FROM job_assignments GROUP BY job_id HAVING count(*) = 2) x),
+		(SELECT count(*) FROM sites WHERE latitude BETWEEN 53.3 AND 53.6 AND longitude BETWEEN -2.4 AND -2.1)`).
+		Scan(&orgs, &members, &roles, &jobs, &twoEngineer, &sites); err != nil {
+		t.Fatal(err)
+	}
+	if orgs != 1 || members != 7 || roles != 7 || jobs != 10 || twoEngineer == 0 || sites != 6 {
+		t.Errorf("demo made orgs=%d members=%d roles=%d jobs=%d two-engineer=%d sites-around-Manchester=%d",
+			orgs, members, roles, jobs, twoEngineer, sites)
+	}
+	var plan string
+	if err := conn.QueryRow(ctx, `SELECT plan FROM organisations`).Scan(&plan); err != nil || plan != "team" {
+		t.Errorf("plan = %q, %v", plan, err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"ErrNoCommand", nil, 2},
+		{"ErrUnknownCommand", []string{"deploy"}, 2},
+		{"ErrUnknownFlag", []string{"migrate", "-verbose"}, 2},
+		{"ErrStrayArgument", []string{"version", "now"}, 2},
+		{"ErrUnknownFormat", []string{"permissions", "-format", "xml"}, 2},
+		{"OKHelp", []string{"help"}, 0},
+		{"OKVersion", []string{"version"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(t, context.Background(), nil, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit = %d, want %d (%q %q)", code, tt.code, out, errs)
+			}
+			if tt.code == 2 && !strings.Contains(errs, "Usage:") {
+				t.Errorf("stderr lacks the usage: %q", errs)
+			}
+		})
+	}
+}
+
+func TestConfigErrorStopsStart(t *testing.T) {
+	t.Parallel()
+	code, _, errs := run(t, context.Background(), []string{"FIELDOPS_REDIS_URL=redis://127.0.0.1:1/0"}, "serve")
+	if code != 1 || !strings.Contains(errs, "database.url") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("serve without database.url = %d %q, want one line naming database.url", code, errs)
+	}
+}
+
+func TestPermissionsJSONMatchesGolden(t *testing.T) {
+	t.Parallel()
+	golden, err := os.ReadFile("../../testdata/permissions.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, context.Background(), nil, "permissions", "-format", "json")
+	if code != 0 || strings.TrimSpace(out) != strings.TrimSpace(string(golden)) {
+		t.Fatalf("permissions --format json differs from testdata/permissions.golden.json (exit %d)", code)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fieldops/fieldops/admin"
+	"github.com/fieldops/fieldops/store"
+)
+
+// runServe runs the web server until ctx ends (SIGINT or SIGTERM), then
+// shuts down gracefully within http.shutdown_timeout.
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	cfg, err := m.config("serve", args, nil)
+	if err != nil {
+		return err
+	}
+	logger := cfg.Log.Logger(m.Stderr)
+
+	// Neither store is dialled here: serve starts while Postgres or Redis
+	// is down, /readyz says which, and requests recover when it is back.
+	pool, err := store.OpenPool(ctx, cfg.Database.URL, int32(cfg.Database.MaxConns))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	db := store.NewDB(pool, logger)
+	rdb, err := store.OpenRedis(cfg.Redis.URL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	srv := admin.NewServer(logger,
+		admin.Check{Name: "postgres", Ping: db.Ping},
+		admin.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	)
+	return m.serveHTTP(ctx, cfg, logger, srv.Handler())
+}
+
+func (m *Main) serveHTTP(ctx context.Context, cfg Config, logger *slog.Logger, h http.Handler) error {
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "version", version)
+	if m.Listening != nil {
+		m.Listening(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
