@@ -132,8 +132,9 @@ func (s *JobService) FindJobs(ctx context.Context, f fieldops.JobFilter) ([]*fie
 			return err
 		}
 		where := []string{"j.org_id = $1", "j.deleted_at IS NULL"}
-		args := []any{acc.OrgID, acc.UserID}
+		args := []any{acc.OrgID}
 		if acc.Scope(fieldops.FlagJobView) != fieldops.ScopeAll {
+			args = append(args, acc.UserID) // $2 of jobOfMine
 			where = append(where, jobOfMine)
 		}
 		add := func(cond string, v any) {
