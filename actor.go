@@ -3,6 +3,7 @@ package fieldops
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // Channel is where an action came from. It is recorded on every audit entry.
@@ -26,7 +27,11 @@ type Actor struct {
 	OrgID     int64
 	Channel   Channel
 	IP        netip.Addr // zero when unknown (Telegram, the scheduler)
-	SessionID string     // empty for the system
+	SessionID string     // empty for the system and the CLI
+	// SessionStart is when the session began; a session that began before
+	// its member's "revoke all" is refused even if the session store
+	// lost the revocation.
+	SessionStart time.Time
 }
 
 type actorKey struct{}

@@ -66,6 +66,21 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 	return acc, nil
 }
 
+// loadForWrite is load for a method that changes data: it takes the
+// organisation's row lock first, so every writer of one organisation
+// locks in the same order (organisation, then records, then the audit
+// chain, whose head is on the same row) and no two can deadlock.
+func (db *DB) loadForWrite(ctx context.Context, tx pgx.Tx) (*access, error) {
+	acc, err := db.load(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
 // check allows the action or explains the refusal: a member without the
 // flag is told they lack it; a member whose scope is own and who asks
 // about someone else's record is told it was not found, as it would be
@@ -83,6 +98,12 @@ func (acc *access) check(f fieldops.Flag, r *fieldops.Resource, what string) err
 // require checks an organisation-wide action (no particular record).
 func (acc *access) require(f fieldops.Flag) error {
 	return acc.Require(f, &fieldops.Resource{OrgID: acc.OrgID})
+}
+
+// requireCreate checks a flag for a record the member is about to create:
+// a scope of own suffices, since they will have created it.
+func (acc *access) requireCreate(f fieldops.Flag) error {
+	return acc.Require(f, &fieldops.Resource{OrgID: acc.OrgID, CreatedBy: acc.UserID})
 }
 
 // requireAny checks that the member holds f with any scope; lists then
@@ -127,6 +148,6 @@ func encodeOverrides(ovs []fieldops.Override) []byte {
 // lockOrg serialises changes that count seats or owners in one
 // organisation.
 func lockOrg(ctx context.Context, tx pgx.Tx, orgID int64) error {
-	_, err := tx.Exec(ctx, `SELECT 1 FROM organisations WHERE id = $1 FOR UPDATE`, orgID)
+	_, err := tx.Exec(ctx, `SELECT 1 FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, orgID)
 	return err
 }

@@ -57,7 +57,7 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	if label == "" {
 		label = string(ch)
 	}
-	changes, err := canonicalJSON(e.changes)
+	changesJSON, err := json.Marshal(orEmpty(e.changes))
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.action, err)
 	}
@@ -66,13 +66,17 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 		Action: e.action, TargetType: e.targetType, TargetID: strconv.FormatInt(e.targetID, 10),
 	}
 	if ip.IsValid() {
-		ev.IP = ip.String()
+		ev.IP = ip.WithZone("").Unmap().String()
 	}
-	if err := tx.QueryRow(ctx, `SELECT audit_seq + 1, audit_head FROM organisations WHERE id = $1 FOR UPDATE`, orgID).
-		Scan(&ev.Seq, &ev.PrevHash); err != nil {
+	// The hash covers the changes as jsonb prints them, which is also how
+	// they read back; Postgres normalises the JSON here, in the same round
+	// trip that locks the chain head.
+	var changes string
+	if err := tx.QueryRow(ctx, `SELECT audit_seq + 1, audit_head, $2::jsonb::text FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, orgID, changesJSON).
+		Scan(&ev.Seq, &ev.PrevHash, &changes); err != nil {
 		return fmt.Errorf("audit %s: chain head: %w", e.action, err)
 	}
-	ev.Hash = auditHash(&ev, changes)
+	ev.Hash = auditHash(&ev, []byte(changes))
 	var actor *int64
 	if actorID != 0 {
 		actor = &actorID
@@ -93,28 +97,11 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	return nil
 }
 
-// canonicalJSON encodes changes so that the bytes can be recomputed from
-// what jsonb gives back: Go's encoder sorts map keys, and numbers are kept
-// as written.
-func canonicalJSON(v any) ([]byte, error) {
-	if v == nil {
-		return []byte("{}"), nil
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return reencode(b)
-}
-
-func reencode(b []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var x any
-	if err := d.Decode(&x); err != nil {
-		return nil, err
-	}
-	return json.Marshal(x)
+	return m
 }
 
 // auditHash is SHA-256 over the previous hash and every field of the
@@ -154,14 +141,10 @@ func scanAudit(row pgx.Row) (*fieldops.AuditEvent, []byte, error) {
 		return nil, nil, err
 	}
 	ev.Channel = fieldops.Channel(ch)
-	canon, err := reencode([]byte(changes))
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit %d changes: %w", ev.ID, err)
-	}
 	if err := json.Unmarshal([]byte(changes), &ev.Changes); err != nil {
 		return nil, nil, fmt.Errorf("audit %d changes: %w", ev.ID, err)
 	}
-	return ev, canon, nil
+	return ev, []byte(changes), nil
 }
 
 // FindAuditEvents lists the organisation's log, newest first (audit.view).

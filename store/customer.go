@@ -103,7 +103,7 @@ func (s *CustomerService) FindCustomers(ctx context.Context, f fieldops.Customer
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT `+customerColumns+` FROM customers c
+		rows, err := tx.Query(ctx, `SELECT `+customerColumns+`, lower(c.name) FROM customers c
 			WHERE c.org_id = $1 AND c.deleted_at IS NULL
 			  AND ($3 OR `+customerOfMine+`)
 			  AND ($4 = '' OR lower(c.name) LIKE $4 || '%')
@@ -115,20 +115,21 @@ func (s *CustomerService) FindCustomers(ctx context.Context, f fieldops.Customer
 			return err
 		}
 		defer rows.Close()
+		var lowered []string // the sort key as Postgres computes it, for the cursor
 		for rows.Next() {
-			c, err := scanCustomer(rows)
-			if err != nil {
+			c := &fieldops.Customer{}
+			var low string
+			if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &c.Email, &c.Phone, &c.Notes, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &low); err != nil {
 				return err
 			}
-			out = append(out, c)
+			out, lowered = append(out, c), append(lowered, low)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(out) > f.Limit {
 			out = out[:f.Limit]
-			last := out[len(out)-1]
-			next = encodeNameCursor(strings.ToLower(last.Name), last.ID)
+			next = encodeNameCursor(lowered[f.Limit-1], out[f.Limit-1].ID)
 		}
 		return nil
 	})
@@ -142,11 +143,11 @@ func (s *CustomerService) CreateCustomer(ctx context.Context, u fieldops.Custome
 	}
 	var c *fieldops.Customer
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := acc.require(fieldops.FlagCustomerCreate); err != nil {
+		if err := acc.requireCreate(fieldops.FlagCustomerCreate); err != nil {
 			return err
 		}
 		c, err = scanCustomer(tx.QueryRow(ctx, `INSERT INTO customers AS c (org_id, name, email, phone, notes, created_by)
@@ -168,7 +169,7 @@ func (s *CustomerService) UpdateCustomer(ctx context.Context, id int64, u fieldo
 	}
 	var c *fieldops.Customer
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -206,7 +207,7 @@ func (s *CustomerService) UpdateCustomer(ctx context.Context, id int64, u fieldo
 // to do is refused; its history stays for the records.
 func (s *CustomerService) DeleteCustomer(ctx context.Context, id int64) error {
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}

@@ -206,11 +206,11 @@ func (s *JobService) CreateJob(ctx context.Context, n fieldops.NewJob) (*fieldop
 	}
 	var j *fieldops.Job
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := acc.require(fieldops.FlagJobCreate); err != nil {
+		if err := acc.requireCreate(fieldops.FlagJobCreate); err != nil {
 			return err
 		}
 		if len(n.Engineers) > 0 {
@@ -265,7 +265,7 @@ func (s *JobService) UpdateJob(ctx context.Context, id int64, u fieldops.JobUpda
 	}
 	var j *fieldops.Job
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -310,7 +310,7 @@ func (s *JobService) RescheduleJob(ctx context.Context, id int64, start, end tim
 	}
 	var j *fieldops.Job
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -351,7 +351,7 @@ func (s *JobService) AssignEngineers(ctx context.Context, id int64, as []fieldop
 	}
 	var j *fieldops.Job
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -413,7 +413,7 @@ func (s *JobService) assign(ctx context.Context, tx pgx.Tx, acc *access, j *fiel
 		return err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM job_assignments WHERE org_id = $1 AND job_id = $2 AND NOT (user_id = ANY($3))`,
-		acc.OrgID, j.ID, append(added, kept...)); err != nil {
+		acc.OrgID, j.ID, append(append([]int64{}, added...), kept...)); err != nil {
 		return err
 	}
 	for _, a := range as {
@@ -449,6 +449,11 @@ func (s *JobService) assign(ctx context.Context, tx pgx.Tx, acc *access, j *fiel
 	}
 	if err := notifyEngineers(ctx, tx, j, added, "job.assigned", nil); err != nil {
 		return err
+	}
+	if primaryChanged {
+		if err := notifyEngineers(ctx, tx, j, kept, "job.primary_changed", nil); err != nil {
+			return err
+		}
 	}
 	return notifyEngineers(ctx, tx, j, removed, "job.unassigned", nil)
 }

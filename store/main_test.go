@@ -228,16 +228,3 @@ func mustExec(tb testing.TB, e *env, sql string, args ...any) {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 }
-
-// bugFindJobsAll describes a known bug: JobService.FindJobs always binds
-// the actor's id as $2 but only uses it for scope own, so for scope all
-// Postgres cannot type $2 (SQLSTATE 42P18) and every list fails.
-const bugFindJobsAll = "JobService.FindJobs binds acc.UserID as $2 but references it only for scope own; with job.view all Postgres fails with 42P18 'could not determine data type of parameter $2'"
-
-// skipIfFindJobsBug skips a test that has hit bugFindJobsAll.
-func skipIfFindJobsBug(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil && strings.Contains(err.Error(), "42P18") {
-		tb.Skipf("BUG: %s: %v", bugFindJobsAll, err)
-	}
-}

@@ -121,7 +121,7 @@ func (s *MemberService) AddMember(ctx context.Context, n fieldops.NewMember) (*f
 	}
 	var m *fieldops.Member
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -135,9 +135,6 @@ func (s *MemberService) AddMember(ctx context.Context, n fieldops.NewMember) (*f
 			if err := fieldops.CheckOverrides(acc.plan, acc.Grants, n.Role, n.Overrides); err != nil {
 				return err
 			}
-		}
-		if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
-			return err
 		}
 		used, err := seatsUsed(ctx, tx, acc.OrgID)
 		if err != nil {
@@ -184,14 +181,11 @@ func (s *MemberService) ChangeRole(ctx context.Context, userID int64, role field
 	}
 	var m *fieldops.Member
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if err := acc.require(fieldops.FlagTeamChangeRole); err != nil {
-			return err
-		}
-		if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
 			return err
 		}
 		target, err := findMember(ctx, tx, acc.OrgID, userID)
@@ -232,7 +226,7 @@ func (s *MemberService) ChangeRole(ctx context.Context, userID int64, role field
 func (s *MemberService) SetOverrides(ctx context.Context, userID int64, overrides []fieldops.Override) (*fieldops.Member, error) {
 	var m *fieldops.Member
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -274,14 +268,11 @@ func (s *MemberService) SetOverrides(ctx context.Context, userID int64, override
 // engineer becomes primary.
 func (s *MemberService) RemoveMember(ctx context.Context, userID int64) error {
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if err := acc.require(fieldops.FlagTeamRemove); err != nil {
-			return err
-		}
-		if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
 			return err
 		}
 		target, err := findMember(ctx, tx, acc.OrgID, userID)

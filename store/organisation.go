@@ -105,7 +105,7 @@ func (s *OrganisationService) UpdateOrganisation(ctx context.Context, u fieldops
 	}
 	var org *fieldops.Organisation
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -188,14 +188,11 @@ func (s *OrganisationService) ChangePlan(ctx context.Context, planName string, e
 	}
 	var org *fieldops.Organisation
 	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if err := acc.require(fieldops.FlagBillingManage); err != nil {
-			return err
-		}
-		if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
 			return err
 		}
 		var problems []string
@@ -225,6 +222,29 @@ func (s *OrganisationService) ChangePlan(ctx context.Context, planName string, e
 			}
 			if hasOverrides && !plan.Overrides {
 				problems = append(problems, fmt.Sprintf("%s has per-user permissions, which the %s plan does not offer: clear them", name, plan.Label()))
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT email, role, overrides <> '{}'::jsonb FROM invitations
+			WHERE org_id = $1 AND `+pendingInvitation+` ORDER BY email`, acc.OrgID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var email, role string
+			var hasOverrides bool
+			if err := rows.Scan(&email, &role, &hasOverrides); err != nil {
+				rows.Close()
+				return err
+			}
+			r, _ := fieldops.ParseRole(role)
+			if !plan.AllowsRole(r) {
+				problems = append(problems, fmt.Sprintf("the pending invitation to %s offers %s, a role the %s plan does not offer: revoke it", email, r.Label(), plan.Label()))
+			} else if hasOverrides && !plan.Overrides {
+				problems = append(problems, fmt.Sprintf("the pending invitation to %s carries per-user permissions, which the %s plan does not offer: revoke it", email, plan.Label()))
 			}
 		}
 		rows.Close()

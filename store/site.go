@@ -80,7 +80,11 @@ func (s *SiteService) FindSites(ctx context.Context, customerID int64) ([]*field
 		if err := acc.requireAny(fieldops.FlagCustomerView); err != nil {
 			return err
 		}
-		if _, _, err := findCustomer(ctx, tx, acc, customerID); err != nil {
+		_, r, err := findCustomer(ctx, tx, acc, customerID)
+		if err != nil {
+			return err
+		}
+		if err := acc.check(fieldops.FlagCustomerView, r, "Customer"); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT `+siteColumns+` FROM sites s
@@ -113,11 +117,11 @@ func (s *SiteService) CreateSite(ctx context.Context, u fieldops.SiteUpdate) (*f
 	}
 	var site *fieldops.Site
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := acc.require(fieldops.FlagSiteManage); err != nil {
+		if err := acc.requireCreate(fieldops.FlagSiteManage); err != nil {
 			return err
 		}
 		if _, _, err := findCustomer(ctx, tx, acc, u.CustomerID); err != nil {
@@ -143,7 +147,7 @@ func (s *SiteService) UpdateSite(ctx context.Context, id int64, u fieldops.SiteU
 	}
 	var site *fieldops.Site
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
-		acc, err := s.db.load(ctx, tx)
+		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
 		}
