@@ -54,6 +54,9 @@ func (f *AuditFilter) Validate() error {
 // the other services, in the same transaction as the change they record.
 type AuditService interface {
 	FindAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, string, error)
+	// ExportAuditEvents calls fn with every event the filter selects,
+	// newest first, ignoring Limit and After (audit.export).
+	ExportAuditEvents(ctx context.Context, f AuditFilter, fn func(*AuditEvent) error) error
 	// VerifyChain checks the organisation's hash chain and returns the
 	// sequence number of the first broken link, or 0 when it is intact.
 	VerifyChain(ctx context.Context) (int64, error)

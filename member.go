@@ -91,6 +91,9 @@ type MemberService interface {
 	// SetOverrides needs team.edit_permissions; it replaces the member's
 	// overrides.
 	SetOverrides(ctx context.Context, userID int64, overrides []Override) (*Member, error)
+	// TransferOwnership makes another member an Owner and the actor an
+	// Admin (org.transfer_ownership).
+	TransferOwnership(ctx context.Context, toUserID int64) (*Member, error)
 	// RemoveMember needs team.remove; the member keeps their history but
 	// loses all access.
 	RemoveMember(ctx context.Context, userID int64) error

@@ -119,6 +119,17 @@ type OrganisationService interface {
 	// pending invitations, roles or overrides would not fit is refused
 	// with what to change first.
 	ChangePlan(ctx context.Context, plan string, extraSeats int) (*Organisation, error)
+	// FindBilling returns the plan, seats and monthly price (billing.view).
+	FindBilling(ctx context.Context) (*Billing, error)
+}
+
+// Billing is what the organisation pays for and uses.
+type Billing struct {
+	Plan              Plan
+	ExtraSeats        int
+	Seats             int // included users plus extra seats
+	SeatsUsed         int // active members plus pending invitations
+	MonthlyPricePence int
 }
 
 // checkText validates a required or optional text field by length.

@@ -1,16 +1,24 @@
-// Package admin is the web front end of fieldops: the admin panel and the
-// health endpoints. Handlers translate HTTP to calls of the domain
-// services of package fieldops; they never decide permissions.
+// Package admin is the web front end of fieldops: the admin panel, its
+// small JSON API and the health endpoints. Handlers translate HTTP into
+// calls of the domain services of package fieldops; they never decide
+// permissions (a hidden button is a convenience, the service refuses).
 package admin
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/fieldops/fieldops"
 )
+
+//go:embed templates static
+var assets embed.FS
 
 // Check is a dependency that /readyz asks: Ping returns nil when it is up.
 type Check struct {
@@ -18,36 +26,113 @@ type Check struct {
 	Ping func(ctx context.Context) error
 }
 
+// Services are the domain services the panel calls. Mailer may be nil:
+// invitation links are then shown to the inviter to pass on.
+type Services struct {
+	Sessions    fieldops.SessionService
+	Auth        fieldops.AuthService
+	Orgs        fieldops.OrganisationService
+	Members     fieldops.MemberService
+	Jobs        fieldops.JobService
+	Audit       fieldops.AuditService
+	Invitations fieldops.InvitationService
+	Tokens      fieldops.APITokenService
+	Mailer      fieldops.Mailer
+}
+
+// Options are the panel's settings.
+type Options struct {
+	// SecureCookies marks cookies Secure and names the session cookie
+	// with the __Host- prefix; turn off only for plain-http local runs.
+	SecureCookies bool
+	// BaseURL is the public address, for links in e-mails.
+	BaseURL string
+}
+
 // Server is the HTTP side of fieldops.
 type Server struct {
 	logger *slog.Logger
+	svc    Services
+	opt    Options
 	checks []Check
 	mux    *http.ServeMux
+	pages  map[string]*pageTemplate
 	// CheckTimeout bounds each readiness check.
 	CheckTimeout time.Duration
+	// Now is the clock, for tests.
+	Now func() time.Time
 }
 
-// NewServer builds the server and registers its routes.
-func NewServer(logger *slog.Logger, checks ...Check) *Server {
+// NewServer builds the server and registers its routes. With zero
+// Services only the health endpoints are served.
+func NewServer(logger *slog.Logger, svc Services, opt Options, checks ...Check) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{logger: logger, checks: checks, mux: http.NewServeMux(), CheckTimeout: time.Second}
+	s := &Server{logger: logger, svc: svc, opt: opt, checks: checks, mux: http.NewServeMux(), CheckTimeout: time.Second, Now: time.Now}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s.pages = pages
 	s.routes()
-	return s
+	return s, nil
 }
 
 // routes registers every route of the server in one place.
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /livez", s.handleLivez)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if s.svc.Sessions == nil {
+		return
+	}
+	static, _ := fs.Sub(assets, "static")
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(http.FileServerFS(static))))
+
+	// Signed out.
+	s.mux.HandleFunc("GET /signin", s.handleSignInPage)
+	s.mux.HandleFunc("POST /signin", s.handleSignIn)
+	s.mux.HandleFunc("POST /signin/code", s.handleSignInCode)
+	s.mux.HandleFunc("GET /invite/{token}", s.handleInvitePage)
+	s.mux.HandleFunc("POST /invite/{token}", s.handleInviteAccept)
+
+	// Signed in; enrolment is reachable before two-factor is set up.
+	s.mux.Handle("POST /signout", s.signedIn(s.handleSignOut, allowUnenrolled))
+	s.mux.Handle("GET /account/2fa", s.signedIn(s.handleEnrolPage, allowUnenrolled))
+	s.mux.Handle("POST /account/2fa", s.signedIn(s.handleEnrolConfirm, allowUnenrolled))
+
+	s.mux.Handle("GET /{$}", s.signedIn(s.handleDashboard, 0))
+	s.mux.Handle("GET /team", s.signedIn(s.handleTeam, 0))
+	s.mux.Handle("POST /team/invitations", s.signedIn(s.handleInviteCreate, 0))
+	s.mux.Handle("POST /invitations/{id}/resend", s.signedIn(s.handleInviteResend, 0))
+	s.mux.Handle("POST /invitations/{id}/revoke", s.signedIn(s.handleInviteRevoke, 0))
+	s.mux.Handle("GET /team/{id}", s.signedIn(s.handleMember, 0))
+	s.mux.Handle("POST /team/{id}/role", s.signedIn(s.handleMemberRole, 0))
+	s.mux.Handle("POST /team/{id}/overrides", s.signedIn(s.handleMemberOverrides, 0))
+	s.mux.Handle("POST /team/{id}/remove", s.signedIn(s.handleMemberRemove, 0))
+	s.mux.Handle("POST /team/{id}/transfer", s.signedIn(s.handleTransferOwnership, 0))
+	s.mux.Handle("POST /team/{id}/sessions/revoke", s.signedIn(s.handleMemberSessionsRevoke, 0))
+	s.mux.Handle("GET /sessions", s.signedIn(s.handleSessions, 0))
+	s.mux.Handle("POST /sessions/{id}/revoke", s.signedIn(s.handleSessionRevoke, 0))
+	s.mux.Handle("GET /billing", s.signedIn(s.handleBilling, 0))
+	s.mux.Handle("POST /billing", s.signedIn(s.handleBillingChange, 0))
+	s.mux.Handle("GET /audit", s.signedIn(s.handleAudit, 0))
+	s.mux.Handle("GET /audit.csv", s.signedIn(s.handleAuditCSV, 0))
+	s.mux.Handle("GET /account/tokens", s.signedIn(s.handleTokens, 0))
+	s.mux.Handle("POST /account/tokens", s.signedIn(s.handleTokenCreate, 0))
+
+	// JSON API for integrations: a personal API token as Bearer, or the
+	// session cookie.
+	s.mux.Handle("GET /api/v1/me", s.apiAuth(s.handleAPIMe))
+	s.mux.Handle("GET /api/v1/members", s.apiAuth(s.handleAPIMembers))
+	s.mux.Handle("GET /api/v1/sessions", s.apiAuth(s.handleAPISessions))
 }
 
 // Handler returns the server's handler with its middleware: security
-// headers and the refusal of cross-origin state changes.
+// headers, panic recovery and the refusal of cross-origin state changes.
 func (s *Server) Handler() http.Handler {
 	cop := http.NewCrossOriginProtection()
-	return securityHeaders(cop.Handler(s.mux))
+	return securityHeaders(s.recoverPanics(cop.Handler(s.mux)))
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -56,7 +141,31 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func staticHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic in a handler into a 500 page and a log line.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger.Error("panic in handler", "path", r.URL.Path, "panic", v)
+				http.Error(w, "Something went wrong on our side; please try again.", http.StatusInternalServerError)
+			}
+		}()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -28,7 +28,7 @@ func TestReadyz(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := admin.NewServer(nil, admin.Check{Name: "postgres", Ping: tt.pg}, admin.Check{Name: "redis", Ping: tt.redis})
+			s := mustServer(t, admin.Check{Name: "postgres", Ping: tt.pg}, admin.Check{Name: "redis", Ping: tt.redis})
 			rec := httptest.NewRecorder()
 			s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 			if rec.Code != tt.wantStatus {
@@ -51,7 +51,7 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestLivezAndHeaders(t *testing.T) {
-	s := admin.NewServer(nil)
+	s := mustServer(t)
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/livez", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "ok") {
@@ -65,7 +65,7 @@ func TestLivezAndHeaders(t *testing.T) {
 }
 
 func TestCrossOriginRefused(t *testing.T) {
-	s := admin.NewServer(nil)
+	s := mustServer(t)
 	req := httptest.NewRequest("POST", "/livez", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	rec := httptest.NewRecorder()
@@ -73,4 +73,13 @@ func TestCrossOriginRefused(t *testing.T) {
 	if rec.Code != http.StatusForbidden {
 		t.Fatalf("cross-site POST = %d, want 403", rec.Code)
 	}
+}
+
+func mustServer(t *testing.T, checks ...admin.Check) *admin.Server {
+	t.Helper()
+	s, err := admin.NewServer(nil, admin.Services{}, admin.Options{}, checks...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

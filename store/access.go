@@ -33,19 +33,36 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 		role, plan, name string
 		overrides        []byte
 		extraSeats       int
+		ended            bool
 	)
+	// An actor that came from a session ($3 not empty) is refused when
+	// Postgres records the session as revoked, one by one
+	// (sessions_revoked) or with all of the member's sessions begun before
+	// a time (user_sessions_floor, in this organisation or in all). This is
+	// the backstop that keeps a revoked session out even when Redis still
+	// (or again) has it; see session.go. It rides on the membership query,
+	// so it costs no round trip; it is a column rather than a WHERE
+	// condition so that the answer can say the session ended rather than
+	// that the membership did.
 	err = tx.QueryRow(ctx, `
-		SELECT m.role, m.overrides, o.plan, o.extra_seats, u.name
+		SELECT m.role, m.overrides, o.plan, o.extra_seats, u.name,
+		       $3 <> '' AND (
+		           EXISTS (SELECT 1 FROM sessions_revoked r WHERE r.session_id = $3)
+		           OR EXISTS (SELECT 1 FROM user_sessions_floor f
+		                      WHERE f.user_id = m.user_id AND f.org_key IN (0, m.org_id) AND f.revoked_before > $4))
 		FROM memberships m
 		JOIN organisations o ON o.id = m.org_id
 		JOIN users u ON u.id = m.user_id
 		WHERE m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'`,
-		actor.OrgID, actor.UserID).Scan(&role, &overrides, &plan, &extraSeats, &name)
+		actor.OrgID, actor.UserID, actor.SessionID, actor.SessionStart).Scan(&role, &overrides, &plan, &extraSeats, &name, &ended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fieldops.Errorf(fieldops.EUNAUTHORIZED, "You are not a member of this organisation any more. Ask its Owner or an Admin to invite you again.")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load membership: %w", err)
+	}
+	if ended {
+		return nil, fieldops.Errorf(fieldops.EUNAUTHORIZED, "Your session has ended. Please sign in again.")
 	}
 	acc := &access{actor: actor, name: name, extraSeats: extraSeats}
 	acc.OrgID, acc.UserID = actor.OrgID, actor.UserID

@@ -147,6 +147,43 @@ func scanAudit(row pgx.Row) (*fieldops.AuditEvent, []byte, error) {
 	return ev, []byte(changes), nil
 }
 
+// auditWhere builds the WHERE clause and arguments of a filter.
+func auditWhere(orgID int64, f fieldops.AuditFilter) (string, []any, error) {
+	where := []string{"org_id = $1"}
+	args := []any{orgID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.ActorUserID != 0 {
+		add("actor_user_id = $%d", f.ActorUserID)
+	}
+	if f.Action != "" {
+		add("action = $%d", f.Action)
+	}
+	if f.TargetType != "" {
+		add("target_type = $%d", f.TargetType)
+	}
+	if f.TargetID != "" {
+		add("target_id = $%d", f.TargetID)
+	}
+	if !f.From.IsZero() {
+		add("at >= $%d", f.From)
+	}
+	if !f.To.IsZero() {
+		add("at < $%d", f.To)
+	}
+	if f.After != "" {
+		at, id, err := decodeTimeCursor(f.After)
+		if err != nil {
+			return "", nil, err
+		}
+		args = append(args, at, id)
+		where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	return strings.Join(where, " AND "), args, nil
+}
+
 // FindAuditEvents lists the organisation's log, newest first (audit.view).
 func (s *AuditService) FindAuditEvents(ctx context.Context, f fieldops.AuditFilter) ([]*fieldops.AuditEvent, string, error) {
 	if err := f.Validate(); err != nil {
@@ -164,40 +201,12 @@ func (s *AuditService) FindAuditEvents(ctx context.Context, f fieldops.AuditFilt
 		if err := acc.require(fieldops.FlagAuditView); err != nil {
 			return err
 		}
-		where := []string{"org_id = $1"}
-		args := []any{acc.OrgID}
-		add := func(cond string, v any) {
-			args = append(args, v)
-			where = append(where, fmt.Sprintf(cond, len(args)))
-		}
-		if f.ActorUserID != 0 {
-			add("actor_user_id = $%d", f.ActorUserID)
-		}
-		if f.Action != "" {
-			add("action = $%d", f.Action)
-		}
-		if f.TargetType != "" {
-			add("target_type = $%d", f.TargetType)
-		}
-		if f.TargetID != "" {
-			add("target_id = $%d", f.TargetID)
-		}
-		if !f.From.IsZero() {
-			add("at >= $%d", f.From)
-		}
-		if !f.To.IsZero() {
-			add("at < $%d", f.To)
-		}
-		if f.After != "" {
-			at, id, err := decodeTimeCursor(f.After)
-			if err != nil {
-				return err
-			}
-			args = append(args, at, id)
-			where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+		where, args, err := auditWhere(acc.OrgID, f)
+		if err != nil {
+			return err
 		}
 		args = append(args, f.Limit+1)
-		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+strings.Join(where, " AND ")+
+		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+where+
 			fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT $%d`, len(args)), args...)
 		if err != nil {
 			return err
@@ -221,6 +230,57 @@ func (s *AuditService) FindAuditEvents(ctx context.Context, f fieldops.AuditFilt
 		return nil
 	})
 	return out, next, err
+}
+
+// ExportAuditEvents streams every selected event to fn (audit.export).
+// The export itself is recorded in the log.
+func (s *AuditService) ExportAuditEvents(ctx context.Context, f fieldops.AuditFilter, fn func(*fieldops.AuditEvent) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	f.After = ""
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.loadForWrite(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := acc.require(fieldops.FlagAuditExport); err != nil {
+			return err
+		}
+		where, args, err := auditWhere(acc.OrgID, f)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+where+` ORDER BY at DESC, id DESC`, args...)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			ev, _, err := scanAudit(rows)
+			if err == nil {
+				err = fn(ev)
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		filter := map[string]any{"actor_user_id": f.ActorUserID, "action": f.Action}
+		if !f.From.IsZero() {
+			filter["from"] = f.From.UTC()
+		}
+		if !f.To.IsZero() {
+			filter["to"] = f.To.UTC()
+		}
+		return s.db.audit(ctx, tx, acc, entry{action: "audit.export", targetType: "organisation", targetID: acc.OrgID,
+			changes: map[string]any{"rows": n, "filter": filter}})
+	})
 }
 
 // VerifyChain recomputes the organisation's hash chain and returns the
@@ -308,4 +368,48 @@ func decodeTimeCursor(s string) (time.Time, int64, error) {
 		return time.Time{}, 0, bad
 	}
 	return time.UnixMicro(us).UTC(), id, nil
+}
+
+// ChainReport is the state of one organisation's audit chain.
+type ChainReport struct {
+	OrgID   int64
+	OrgName string
+	Events  int64
+	// Broken is the sequence number of the first entry that does not
+	// match, or 0 when the chain is intact.
+	Broken int64
+}
+
+// VerifyAllChains checks every organisation's audit chain, for the
+// operator's `fieldops audit verify` and the nightly check. It needs no
+// actor.
+func (db *DB) VerifyAllChains(ctx context.Context) ([]ChainReport, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, name, audit_seq FROM organisations ORDER BY id`)
+	if err != nil {
+		return nil, translate(err)
+	}
+	var out []ChainReport
+	for rows.Next() {
+		var r ChainReport
+		if err := rows.Scan(&r.OrgID, &r.OrgName, &r.Events); err != nil {
+			rows.Close()
+			return nil, translate(err)
+		}
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	for i := range out {
+		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			var err error
+			out[i].Broken, err = verifyChain(ctx, tx, out[i].OrgID)
+			return err
+		})
+		if err != nil {
+			return nil, translate(err)
+		}
+	}
+	return out, nil
 }

@@ -16,7 +16,13 @@ import (
 const pendingInvitation = `accepted_at IS NULL AND revoked_at IS NULL AND replaced_by IS NULL AND expires_at > now()`
 
 // MemberService implements fieldops.MemberService.
-type MemberService struct{ db *DB }
+type MemberService struct {
+	db *DB
+	// Sessions, when set, has the Redis side of a removed member's
+	// sessions deleted at once. Without it they are still refused: the
+	// removal records a revocation floor that every service call checks.
+	Sessions *SessionService
+}
 
 var _ fieldops.MemberService = (*MemberService)(nil)
 
@@ -262,12 +268,59 @@ func (s *MemberService) SetOverrides(ctx context.Context, userID int64, override
 	return m, err
 }
 
+// TransferOwnership hands the organisation to another member
+// (org.transfer_ownership): they become an Owner and the actor an Admin,
+// so there is always at least one Owner.
+func (s *MemberService) TransferOwnership(ctx context.Context, toUserID int64) (*fieldops.Member, error) {
+	var m *fieldops.Member
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.loadForWrite(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := acc.require(fieldops.FlagOrgTransferOwnership); err != nil {
+			return err
+		}
+		if toUserID == acc.UserID {
+			return fieldops.Invalid("user_id", "Choose another member to hand the organisation to.")
+		}
+		target, err := findMember(ctx, tx, acc.OrgID, toUserID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE memberships SET role = 'owner', overrides = '{}', updated_at = now() WHERE org_id = $1 AND user_id = $2`,
+			acc.OrgID, toUserID); err != nil {
+			return err
+		}
+		// The previous Owner stays as an Admin, or as Office Staff on a
+		// plan without Admins.
+		stepDown := fieldops.RoleAdmin
+		if !acc.plan.AllowsRole(stepDown) {
+			stepDown = fieldops.RoleOfficeStaff
+		}
+		if _, err := tx.Exec(ctx, `UPDATE memberships SET role = $3, updated_at = now() WHERE org_id = $1 AND user_id = $2`,
+			acc.OrgID, acc.UserID, stepDown.String()); err != nil {
+			return err
+		}
+		if err := s.db.audit(ctx, tx, acc, entry{action: "org.transfer_ownership", targetType: "member", targetID: toUserID,
+			changes: map[string]any{
+				"new_owner":      map[string]any{"user_id": toUserID, "role": change{From: target.Role.String(), To: "owner"}},
+				"previous_owner": map[string]any{"user_id": acc.UserID, "role": change{From: "owner", To: stepDown.String()}},
+			}}); err != nil {
+			return err
+		}
+		m, err = findMember(ctx, tx, acc.OrgID, toUserID)
+		return err
+	})
+	return m, err
+}
+
 // RemoveMember takes a member out of the organisation (team.remove). They
 // lose access at once; their history stays. They are taken off jobs that
 // have not started, and where they were the primary engineer the next
 // engineer becomes primary.
 func (s *MemberService) RemoveMember(ctx context.Context, userID int64) error {
-	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
 		acc, err := s.db.loadForWrite(ctx, tx)
 		if err != nil {
 			return err
@@ -325,10 +378,30 @@ func (s *MemberService) RemoveMember(ctx context.Context, userID int64) error {
 			WHERE org_id = $1 AND user_id = $2`, acc.OrgID, userID); err != nil {
 			return err
 		}
+		// Every session ends: web and API by the revocation floor, the
+		// Telegram chat by its link.
+		now := s.db.now()
+		if err := upsertFloor(ctx, tx, acc.OrgID, userID, now); err != nil {
+			return err
+		}
+		if _, err := revokeAPITokens(ctx, tx, acc.OrgID, userID, now, nil); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE telegram_links SET active = false, unlinked_at = $3, unlinked_by = $4
+			WHERE org_id = $1 AND user_id = $2 AND active`, acc.OrgID, userID, now, acc.UserID)
+		if err != nil {
+			return err
+		}
 		slices.Sort(unassigned)
 		return s.db.audit(ctx, tx, acc, entry{action: "member.remove", targetType: "member", targetID: userID,
-			changes: map[string]any{"email": target.Email, "role": target.Role.String(), "unassigned_jobs": unassigned}})
+			changes: map[string]any{"email": target.Email, "role": target.Role.String(), "unassigned_jobs": unassigned,
+				"sessions_ended": true, "telegram_unlinked": tag.RowsAffected() > 0}})
 	})
+	if err != nil || s.Sessions == nil {
+		return err
+	}
+	actor, _ := fieldops.ActorFrom(ctx)
+	return s.Sessions.PurgeRedis(ctx, actor.OrgID, userID)
 }
 
 // checkOwnersAfterLosing refuses to take away the last Owner.

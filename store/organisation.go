@@ -277,6 +277,28 @@ func (s *OrganisationService) ChangePlan(ctx context.Context, planName string, e
 	return org, err
 }
 
+// FindBilling returns the plan, seats and price (billing.view).
+func (s *OrganisationService) FindBilling(ctx context.Context) (*fieldops.Billing, error) {
+	var b *fieldops.Billing
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.load(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := acc.require(fieldops.FlagBillingView); err != nil {
+			return err
+		}
+		used, err := seatsUsed(ctx, tx, acc.OrgID)
+		if err != nil {
+			return err
+		}
+		b = &fieldops.Billing{Plan: acc.plan, ExtraSeats: acc.extraSeats, Seats: acc.plan.Seats(acc.extraSeats),
+			SeatsUsed: used, MonthlyPricePence: acc.plan.MonthlyPricePence(acc.extraSeats)}
+		return nil
+	})
+	return b, err
+}
+
 // seatsUsed counts active members and pending invitations.
 func seatsUsed(ctx context.Context, tx pgx.Tx, orgID int64) (int, error) {
 	var n int

@@ -15,6 +15,7 @@ import (
 const (
 	prefixWeb        = "fow_"
 	prefixAPI        = "foa_"
+	prefixTelegram   = "fot_"
 	prefixInvitation = "foi_"
 	prefixChallenge  = "foc_"
 )

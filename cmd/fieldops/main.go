@@ -27,9 +27,10 @@ Commands:
   migrate      apply the database migrations (safe to repeat and to run from several instances)
   permissions  print the role x permission matrix, the plans and the rules
   demo         create the demo organisation, once, and print how to sign in
+  audit verify check every organisation's audit log hash chain; reports the first broken link
   version      print the version
 
-Flags of serve, migrate and demo:
+Flags of serve, migrate, demo and audit verify:
   -config FILE  YAML configuration file (default: $FIELDOPS_CONFIG; none if unset).
                 Settings come from defaults, then the file, then FIELDOPS_* variables;
                 see config.example.yaml.
@@ -75,6 +76,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runDemo(ctx, rest)
 	case "version":
 		err = m.runVersion(rest)
+	case "audit":
+		err = m.runAudit(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return 0

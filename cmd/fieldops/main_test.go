@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ func testEnviron(t *testing.T) []string {
 		"FIELDOPS_REDIS_URL=" + storetest.MustRedisURL(t),
 		"FIELDOPS_HTTP_ADDR=127.0.0.1:0",
 		"FIELDOPS_LOG_LEVEL=warn",
+		"FIELDOPS_SECURITY_TOTP_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
 	}
 }
 

@@ -22,6 +22,11 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	logger := cfg.Log.Logger(m.Stderr)
 
+	totpKey, err := cfg.Security.TOTPKeyBytes()
+	if err != nil {
+		return err
+	}
+
 	// Neither store is dialled here: serve starts while Postgres or Redis
 	// is down, /readyz says which, and requests recover when it is back.
 	pool, err := store.OpenPool(ctx, cfg.Database.URL, int32(cfg.Database.MaxConns))
@@ -36,10 +41,38 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	defer rdb.Close()
 
-	srv := admin.NewServer(logger,
+	sessions := store.NewSessionService(db, rdb)
+	auth, err := store.NewAuthService(db, rdb, sessions, totpKey)
+	if err != nil {
+		return err
+	}
+	members := store.NewMemberService(db)
+	members.Sessions = sessions
+	svc := admin.Services{
+		Sessions:    sessions,
+		Auth:        auth,
+		Orgs:        store.NewOrganisationService(db),
+		Members:     members,
+		Jobs:        store.NewJobService(db),
+		Audit:       store.NewAuditService(db),
+		Invitations: store.NewInvitationService(db, sessions),
+		Tokens:      store.NewAPITokenService(db, sessions),
+	}
+	if cfg.SMTP.Enabled() {
+		mailer, err := store.NewSMTPMailer(store.SMTPSettings{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password, From: cfg.SMTP.From, TLS: cfg.SMTP.TLS})
+		if err != nil {
+			return err
+		}
+		svc.Mailer = mailer
+	}
+	srv, err := admin.NewServer(logger, svc, admin.Options{SecureCookies: cfg.HTTP.SecureCookies, BaseURL: cfg.HTTP.BaseURL},
 		admin.Check{Name: "postgres", Ping: db.Ping},
 		admin.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	)
+	if err != nil {
+		return err
+	}
 	return m.serveHTTP(ctx, cfg, logger, srv.Handler())
 }
 
