@@ -54,4 +54,13 @@ type AuthService interface {
 	// RequiresEnrolment reports whether the actor must set up two-factor
 	// sign-in before doing anything else.
 	RequiresEnrolment(ctx context.Context) (bool, error)
+	// ResetTwoFactor turns a member's two-factor sign-in off, for when
+	// they have lost their phone (security.policy; only an Owner resets
+	// an Owner). Their authenticator secret and recovery codes are
+	// deleted and their sessions in the organisation end; they set
+	// two-factor sign-in up again at their next sign-in. The second
+	// factor belongs to the person, not to the organisation, so the
+	// implementation may refuse a member who also belongs to another
+	// organisation.
+	ResetTwoFactor(ctx context.Context, userID int64) error
 }

@@ -28,7 +28,8 @@ type Member struct {
 	WorkingMinutes [7]int // Monday first
 	Colour         string
 	TOTPEnabled    bool
-	LastSeenAt     *time.Time
+	TelegramLinked bool       // an active Telegram link
+	LastSeenAt     *time.Time // last sign-in or new session
 	CreatedAt      time.Time
 }
 

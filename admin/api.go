@@ -17,6 +17,7 @@ type apiMember struct {
 	Role        string            `json:"role"`
 	Overrides   map[string]string `json:"overrides"`
 	TwoFactor   bool              `json:"two_factor"`
+	Telegram    bool              `json:"telegram_linked"`
 	LastSeenAt  *time.Time        `json:"last_seen_at"`
 	MemberSince time.Time         `json:"member_since"`
 }
@@ -27,7 +28,7 @@ func toAPIMember(m *fieldops.Member) apiMember {
 		ovs[o.Flag.String()] = o.Scope.String()
 	}
 	return apiMember{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role.String(), Overrides: ovs,
-		TwoFactor: m.TOTPEnabled, LastSeenAt: m.LastSeenAt, MemberSince: m.CreatedAt}
+		TwoFactor: m.TOTPEnabled, Telegram: m.TelegramLinked, LastSeenAt: m.LastSeenAt, MemberSince: m.CreatedAt}
 }
 
 type apiSession struct {

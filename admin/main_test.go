@@ -41,7 +41,7 @@ type app struct {
 
 var totpKey = []byte("0123456789abcdef0123456789abcdef")
 
-func newApp(t *testing.T) *app {
+func newApp(t testing.TB) *app {
 	t.Helper()
 	pool := storetest.MustOpenDB(t)
 	rdb := storetest.MustOpenRedis(t)
@@ -59,7 +59,7 @@ func newApp(t *testing.T) *app {
 
 // withServer starts a panel on a's database with the given session and
 // sign-in services (another instance, say).
-func (a *app) withServer(t *testing.T, sessions *store.SessionService, auth *store.AuthService) *app {
+func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *store.AuthService) *app {
 	t.Helper()
 	b := *a
 	b.sessions, b.auth = sessions, auth
@@ -101,7 +101,7 @@ type org struct {
 	client map[fieldops.Role]*http.Client
 }
 
-func (a *app) mustOrg(t *testing.T) *org {
+func (a *app) mustOrg(t testing.TB) *org {
 	t.Helper()
 	n := seq.Add(1)
 	bg := context.Background()
@@ -138,7 +138,7 @@ func (a *app) mustOrg(t *testing.T) *org {
 }
 
 // browser returns a client signed in as the member, with a cookie jar.
-func (a *app) browser(t *testing.T, orgID, userID int64) *http.Client {
+func (a *app) browser(t testing.TB, orgID, userID int64) *http.Client {
 	t.Helper()
 	_, token, err := a.sessions.CreateSession(context.Background(), fieldops.NewSession{OrgID: orgID, UserID: userID,
 		Channel: fieldops.ChannelWeb, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", IP: netip.MustParseAddr("192.0.2.1"), TwoFactor: true})
@@ -153,14 +153,14 @@ func (a *app) browser(t *testing.T, orgID, userID int64) *http.Client {
 
 // newClient is a browser that does not follow redirects, so tests see
 // where they point.
-func (a *app) newClient(t *testing.T) *http.Client {
+func (a *app) newClient(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := a.srv.Client()
 	return &http.Client{Transport: c.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // do sends a request like a browser form on the same site would.
-func (a *app) do(t *testing.T, c *http.Client, method, path string, form url.Values) (int, string, *http.Response) {
+func (a *app) do(t testing.TB, c *http.Client, method, path string, form url.Values) (int, string, *http.Response) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {

@@ -112,6 +112,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /team/{id}/remove", s.signedIn(s.handleMemberRemove, 0))
 	s.mux.Handle("POST /team/{id}/transfer", s.signedIn(s.handleTransferOwnership, 0))
 	s.mux.Handle("POST /team/{id}/sessions/revoke", s.signedIn(s.handleMemberSessionsRevoke, 0))
+	s.mux.Handle("POST /team/{id}/2fa/reset", s.signedIn(s.handleMemberTwoFactorReset, 0))
 	s.mux.Handle("GET /sessions", s.signedIn(s.handleSessions, 0))
 	s.mux.Handle("POST /sessions/{id}/revoke", s.signedIn(s.handleSessionRevoke, 0))
 	s.mux.Handle("GET /billing", s.signedIn(s.handleBilling, 0))

@@ -257,6 +257,24 @@ func (s *Server) handleMemberSessionsRevoke(w http.ResponseWriter, r *http.Reque
 	s.back(w, r, fmt.Sprintf("/team/%d", id), "All their sessions have ended.")
 }
 
+// handleMemberTwoFactorReset turns a member's two-factor sign-in off
+// (they lost their phone); their sessions here end with it. Resetting
+// one's own ends the current session too.
+func (s *Server) handleMemberTwoFactorReset(w http.ResponseWriter, r *http.Request) {
+	id, _ := pathID(r)
+	if err := s.svc.Auth.ResetTwoFactor(r.Context(), id); err != nil {
+		s.memberError(w, r, err)
+		return
+	}
+	me, _ := memberFrom(r.Context())
+	if id == me.member.UserID {
+		s.clearSession(w)
+		s.back(w, r, "/signin", "Your two-factor sign-in was reset. Sign in again and set it up.")
+		return
+	}
+	s.back(w, r, fmt.Sprintf("/team/%d", id), "Two-factor sign-in was reset; they will set it up again at their next sign-in.")
+}
+
 // memberError shows the member page again with what to change; errors
 // that mean there is no page to show go to the error page.
 func (s *Server) memberError(w http.ResponseWriter, r *http.Request, err error) {

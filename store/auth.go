@@ -695,6 +695,108 @@ func (s *AuthService) RequiresEnrolment(ctx context.Context) (bool, error) {
 	return must, nil
 }
 
+// ResetTwoFactor turns a member's two-factor sign-in off, for when they
+// have lost their phone. The actor needs security.policy, and only an
+// Owner resets an Owner; resetting oneself is allowed on the same terms.
+// In one transaction the member's sealed TOTP secret, its enabled time
+// and replay guard are cleared, their recovery codes deleted, every
+// session of theirs in the organisation begun before now refused (the
+// revocation floor, as RevokeUserSessions records it) and their API
+// tokens revoked; then their Redis sessions are deleted. A sign-in that
+// has passed its password step and waits for a code has to start again.
+// If their role needs two-factor sign-in, their next sign-in lands on
+// enrolment (SignInResult.MustEnrol) with a new secret.
+//
+// The secret and the recovery codes belong to the user, not to the
+// membership: a reset changes how they sign in to every organisation.
+// So that the Admin of one organisation cannot take the second factor
+// off an account that protects another (any organisation can add an
+// existing user by e-mail), a member who is active in another
+// organisation is refused: they sign in with a recovery code instead.
+// The audit entry says affects_all_organisations all the same, since a
+// removed membership elsewhere can be restored.
+//
+// When Redis cannot be told after the commit the answer is EUNAVAILABLE,
+// but the reset is done and the sessions are refused by every service
+// call already.
+func (s *AuthService) ResetTwoFactor(ctx context.Context, userID int64) error {
+	if userID <= 0 {
+		return fieldops.Invalid("user_id", "Choose the member whose two-factor sign-in to reset.")
+	}
+	var orgID int64
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.loadForWrite(ctx, tx)
+		if err != nil {
+			return err
+		}
+		orgID = acc.OrgID
+		if err := acc.require(fieldops.FlagSecurityPolicy); err != nil {
+			return err
+		}
+		target, err := findMember(ctx, tx, acc.OrgID, userID)
+		if err != nil {
+			return err
+		}
+		if err := fieldops.CheckManageMember(acc.Role, target.Role); err != nil {
+			return err
+		}
+		// Row lock on the user: a concurrent enrolment or reset of the same
+		// account waits for this one.
+		var enabled, elsewhere bool
+		err = tx.QueryRow(ctx, `
+			SELECT u.totp_enabled_at IS NOT NULL,
+			       EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id <> $2 AND m.status = 'active')
+			FROM users u WHERE u.id = $1 FOR NO KEY UPDATE`, userID, acc.OrgID).Scan(&enabled, &elsewhere)
+		if err != nil {
+			return err
+		}
+		if !enabled {
+			return fieldops.Errorf(fieldops.ECONFLICT, "Two-factor sign-in is already off for %s. They will be asked to set it up at their next sign-in if their role needs it.", target.Name)
+		}
+		if elsewhere {
+			return fieldops.Errorf(fieldops.EFORBIDDEN, "%s also belongs to another organisation, and their two-factor sign-in covers all of them, so it can't be reset from here. They can sign in with one of their recovery codes instead.", target.Name)
+		}
+		now := s.db.now()
+		if _, err := tx.Exec(ctx, `UPDATE users SET totp_secret_enc = NULL, totp_enabled_at = NULL, totp_last_step = NULL, updated_at = $2
+			WHERE id = $1`, userID, now); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID)
+		if err != nil {
+			return err
+		}
+		if err := upsertFloor(ctx, tx, acc.OrgID, userID, now); err != nil {
+			return err
+		}
+		tokens, err := revokeAPITokens(ctx, tx, acc.OrgID, userID, now, &acc.UserID)
+		if err != nil {
+			return err
+		}
+		return s.db.audit(ctx, tx, acc, entry{action: "auth.two_factor_reset", targetType: "member", targetID: userID,
+			changes: map[string]any{
+				"two_factor":                change{From: "totp", To: "none"},
+				"recovery_codes_deleted":    tag.RowsAffected(),
+				"revoked_before":            now.Format(time.RFC3339Nano),
+				"api_tokens_revoked":        tokens,
+				"affects_all_organisations": true,
+			}})
+	})
+	if err != nil {
+		return err
+	}
+	// A secret still pending from an old enrolment may be on the lost
+	// phone: the next enrolment must make a new one.
+	if err := s.rdb.Del(ctx, enrolKey(userID)).Err(); err != nil {
+		s.db.logger.Warn("two-factor reset: drop pending secret", "user_id", userID, "err", err)
+	}
+	if p, ok := s.sessions.(interface {
+		PurgeRedis(ctx context.Context, orgID, userID int64) error
+	}); ok {
+		return p.PurgeRedis(ctx, orgID, userID)
+	}
+	return nil
+}
+
 // ---------------------------------------------------------------------
 // Throttle counters
 

@@ -30,7 +30,9 @@ var _ fieldops.MemberService = (*MemberService)(nil)
 func NewMemberService(db *DB) *MemberService { return &MemberService{db: db} }
 
 const memberColumns = `m.org_id, m.user_id, u.email, u.name, m.role, m.overrides, m.working_minutes, m.colour,
-	u.totp_enabled_at IS NOT NULL, m.last_seen_at, m.created_at`
+	u.totp_enabled_at IS NOT NULL,
+	EXISTS (SELECT 1 FROM telegram_links t WHERE t.org_id = m.org_id AND t.user_id = m.user_id AND t.active),
+	m.last_seen_at, m.created_at`
 
 func scanMember(row pgx.Row) (*fieldops.Member, error) {
 	m := &fieldops.Member{}
@@ -38,7 +40,7 @@ func scanMember(row pgx.Row) (*fieldops.Member, error) {
 	var overrides []byte
 	var minutes []int32
 	if err := row.Scan(&m.OrgID, &m.UserID, &m.Email, &m.Name, &role, &overrides, &minutes, &m.Colour,
-		&m.TOTPEnabled, &m.LastSeenAt, &m.CreatedAt); err != nil {
+		&m.TOTPEnabled, &m.TelegramLinked, &m.LastSeenAt, &m.CreatedAt); err != nil {
 		return nil, err
 	}
 	var err error

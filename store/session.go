@@ -183,8 +183,9 @@ func (s *SessionService) CreateSession(ctx context.Context, n fieldops.NewSessio
 	}
 	var name string
 	err := s.db.pool.QueryRow(ctx, `
-		SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'`, n.OrgID, n.UserID).Scan(&name)
+		UPDATE memberships m SET last_seen_at = now() FROM users u
+		WHERE u.id = m.user_id AND m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'
+		RETURNING u.name`, n.OrgID, n.UserID).Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", fieldops.Errorf(fieldops.EUNAUTHORIZED, "You are not a member of this organisation. Ask its Owner or an Admin to invite you.")
 	}

@@ -172,7 +172,8 @@ func (m *Main) createDemo(ctx context.Context, db *store.DB, cfg Config) error {
 		fmt.Fprintln(tw, "    "+a)
 	}
 	tw.Flush()
-	fmt.Fprintln(m.Stdout, "\nThe password is shown only now; keep it. Running demo again changes nothing.")
+	fmt.Fprintln(m.Stdout, "\nOwners and Admins set up two-factor sign-in (an authenticator app) at their first sign-in.")
+	fmt.Fprintln(m.Stdout, "The password is shown only now; keep it. Running demo again changes nothing.")
 	return nil
 }
 

@@ -237,3 +237,38 @@ func TestPermissionsJSONMatchesGolden(t *testing.T) {
 		t.Fatalf("permissions --format json differs from testdata/permissions.golden.json (exit %d)", code)
 	}
 }
+
+func TestAuditVerify(t *testing.T) {
+	t.Parallel()
+	environ := testEnviron(t)
+	ctx := context.Background()
+	if code, out, errs := run(t, ctx, environ, "demo"); code != 0 {
+		t.Fatalf("demo = %d %q %q", code, out, errs)
+	}
+	code, out, _ := run(t, ctx, environ, "audit", "verify")
+	if code != 0 || !strings.Contains(out, "chain intact") {
+		t.Fatalf("audit verify on an untouched log = %d %q", code, out)
+	}
+	// Tamper as the database superuser, who can switch the triggers off.
+	conn, err := pgx.Connect(ctx, strings.TrimPrefix(environ[0], "FIELDOPS_DATABASE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`ALTER TABLE audit_events DISABLE TRIGGER USER`,
+		`UPDATE audit_events SET actor_label = 'Someone else' WHERE seq = 5`,
+		`ALTER TABLE audit_events ENABLE TRIGGER USER`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := run(t, ctx, environ, "audit", "verify")
+	if code != 1 || !strings.Contains(out, "first broken link at event #5") || !strings.Contains(errs, "tampered") {
+		t.Fatalf("audit verify on a tampered log = %d %q %q", code, out, errs)
+	}
+	if code, _, _ := run(t, ctx, environ, "audit"); code != 2 {
+		t.Fatalf("audit without verify = %d, want 2", code)
+	}
+}

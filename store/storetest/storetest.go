@@ -23,6 +23,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -347,6 +348,75 @@ func (s *servers) startRedis() (string, error) {
 		return "", fmt.Errorf("redis did not start: %w\n%s", err, log)
 	}
 	return u, nil
+}
+
+// StartRedis starts a private redis-server for the test alone, on a free
+// loopback port with its directory under tb.TempDir(), and returns its
+// URL (database 0) and a function that stops it at once, as a crash
+// would (SIGKILL), so that the test can see what the service does with
+// Redis gone. Calling stop again does nothing; the server is stopped at
+// the end of the test in any case. Unlike MustRedisURL this ignores
+// FIELDOPS_TEST_REDIS_URL: a shared server is not the test's to stop.
+func StartRedis(tb testing.TB) (url string, stop func()) {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatal("storetest: redis-server not found: install the Debian package redis-server (apt-get install redis-server)")
+	}
+	dir := tb.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		tb.Fatalf("storetest: %v", err)
+	}
+	defer logFile.Close()
+	port, err := freePort()
+	if err != nil {
+		tb.Fatalf("storetest: %v", err)
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("storetest: redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
+	tb.Cleanup(stop)
+	// The server that answers must be this one: another test may have
+	// taken the port between freePort and the bind.
+	pid := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitFor(func(ctx context.Context) error {
+		select {
+		case <-exited:
+			return errors.New("redis-server exited")
+		default:
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		defer rdb.Close()
+		info, err := rdb.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, pid) {
+			return fmt.Errorf("another server answers on %s", addr)
+		}
+		return nil
+	}); err != nil {
+		stop()
+		log, _ := os.ReadFile(logFile.Name())
+		tb.Fatalf("storetest: private redis did not start: %v\n%s", err, log)
+	}
+	url = "redis://" + addr + "/0"
+	return url, stop
 }
 
 func (s *servers) stop() {
