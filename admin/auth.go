@@ -24,7 +24,7 @@ func (s *Server) handleSignInPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) signInRequest(r *http.Request) fieldops.SignIn {
 	return fieldops.SignIn{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"),
-		IP: clientIP(r), UserAgent: r.UserAgent()}
+		IP: s.clientIP(r), UserAgent: r.UserAgent()}
 }
 
 // handleSignIn is the password step.
@@ -151,7 +151,7 @@ func (s *Server) handleInvitePage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleInviteAccept(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
 	res, err := s.svc.Invitations.AcceptInvitation(r.Context(), token, fieldops.Accept{
-		Name: r.PostFormValue("name"), Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent()})
+		Name: r.PostFormValue("name"), Password: r.PostFormValue("password"), IP: s.clientIP(r), UserAgent: r.UserAgent()})
 	if err != nil {
 		inv, ferr := s.svc.Invitations.FindInvitationByToken(r.Context(), token)
 		if ferr != nil {

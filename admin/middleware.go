@@ -32,9 +32,39 @@ func (s *Server) clearSession(w http.ResponseWriter) {
 		Secure: s.opt.SecureCookies, SameSite: http.SameSiteLaxMode})
 }
 
-// clientIP is the peer's address. fieldops does not trust forwarding
-// headers; put the proxy's own access log beside the audit log.
-func clientIP(r *http.Request) netip.Addr {
+// clientIP is the client's address: the TCP peer, or, when the peer is a
+// trusted reverse proxy, the nearest address in X-Forwarded-For that is
+// not itself a trusted proxy. Other forwarding headers are ignored.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	ip := peerIP(r)
+	if !s.trusted(ip) {
+		return ip
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip // a garbled chain: keep the last address we trust to be real
+		}
+		hop = hop.Unmap()
+		if !s.trusted(hop) {
+			return hop
+		}
+		ip = hop
+	}
+	return ip
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.opt.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerIP(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -75,11 +105,11 @@ func (s *Server) authenticate(r *http.Request, bearer bool) (*http.Request, *sig
 	if token == "" {
 		return r, nil, fieldops.Errorf(fieldops.EUNAUTHORIZED, "Please sign in.")
 	}
-	sess, actor, err := s.svc.Sessions.Authenticate(r.Context(), token, clientIP(r))
+	sess, actor, err := s.svc.Sessions.Authenticate(r.Context(), token, s.clientIP(r))
 	if err != nil {
 		return r, nil, err
 	}
-	actor.IP = clientIP(r)
+	actor.IP = s.clientIP(r)
 	ctx := fieldops.NewContext(r.Context(), actor)
 	me, err := s.svc.Members.FindMemberByID(ctx, actor.UserID)
 	if err != nil {

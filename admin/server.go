@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ type Options struct {
 	SecureCookies bool
 	// BaseURL is the public address, for links in e-mails.
 	BaseURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP side of fieldops.

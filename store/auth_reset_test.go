@@ -159,17 +159,18 @@ func TestAuthService_ResetTwoFactor(t *testing.T) {
 	refused := []struct {
 		name  string
 		code  string
+		msg   string // a part of the message, if it matters
 		setup func(t *testing.T, a *authEnv) (actor context.Context, target int64)
 	}{
-		{"ErrForbidden/Manager", fieldops.EFORBIDDEN, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrForbidden/Manager", fieldops.EFORBIDDEN, "", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			a.mustEnrol(t, a.org.ctx[fieldops.RoleEngineer])
 			return a.org.ctx[fieldops.RoleManager], a.org.user[fieldops.RoleEngineer]
 		}},
-		{"ErrForbidden/AdminResetsOwner", fieldops.EFORBIDDEN, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrForbidden/AdminResetsOwner", fieldops.EFORBIDDEN, "Only an Owner", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			a.mustEnrol(t, a.org.ctx[fieldops.RoleOwner])
 			return a.org.ctx[fieldops.RoleAdmin], a.org.user[fieldops.RoleOwner]
 		}},
-		{"ErrForbidden/MemberOfAnotherOrganisation", fieldops.EFORBIDDEN, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrForbidden/MemberOfAnotherOrganisation", fieldops.EFORBIDDEN, "also belongs to another organisation", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			// The engineer is also in another organisation, whose own
 			// sign-in their second factor protects.
 			eng := a.org.user[fieldops.RoleEngineer]
@@ -187,15 +188,15 @@ func TestAuthService_ResetTwoFactor(t *testing.T) {
 			}
 			return a.org.ctx[fieldops.RoleOwner], eng
 		}},
-		{"ErrNotFound", fieldops.ENOTFOUND, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrNotFound", fieldops.ENOTFOUND, "", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			other := mustOrg(t, a.env)
 			a.mustEnrol(t, other.ctx[fieldops.RoleEngineer])
 			return a.org.ctx[fieldops.RoleOwner], other.user[fieldops.RoleEngineer]
 		}},
-		{"ErrConflict", fieldops.ECONFLICT, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrConflict", fieldops.ECONFLICT, "", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			return a.org.ctx[fieldops.RoleOwner], a.org.user[fieldops.RoleEngineer] // two-factor is off
 		}},
-		{"ErrInvalid", fieldops.EINVALID, func(t *testing.T, a *authEnv) (context.Context, int64) {
+		{"ErrInvalid", fieldops.EINVALID, "", func(t *testing.T, a *authEnv) (context.Context, int64) {
 			return a.org.ctx[fieldops.RoleOwner], 0
 		}},
 	}
@@ -212,7 +213,11 @@ func TestAuthService_ResetTwoFactor(t *testing.T) {
 			floors := count(t, a.env, `SELECT count(*) FROM user_sessions_floor`)
 			before := snapshot(t, a.env, a.org.id)
 
-			wantCode(t, a.auth.ResetTwoFactor(actor, target), tt.code)
+			err := a.auth.ResetTwoFactor(actor, target)
+			wantCode(t, err, tt.code)
+			if !strings.Contains(fieldops.ErrorMessage(err), tt.msg) {
+				t.Errorf("message = %q, want it to say %q", fieldops.ErrorMessage(err), tt.msg)
+			}
 
 			var after string
 			a.pool.QueryRow(context.Background(), `SELECT md5(string_agg(u::text, '|' ORDER BY u.id)) FROM users u`).Scan(&after)

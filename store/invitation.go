@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -530,6 +531,9 @@ func (s *InvitationService) AcceptInvitation(ctx context.Context, token string, 
 	}
 	newHash, err := checkInviteeAccount(acct, pre, a)
 	if err != nil {
+		if fieldops.ErrorCode(err) == fieldops.EUNAUTHORIZED && acct.id != 0 && acct.passwordHash != "" {
+			return nil, s.countWrongPassword(ctx, pre, err)
+		}
 		return nil, err
 	}
 
@@ -634,4 +638,45 @@ func (s *InvitationService) AcceptInvitation(ctx context.Context, token string, 
 			Message: fmt.Sprintf("You have joined %s, but we could not sign you in just now. Sign in with your e-mail address and password.", inv.OrgName)}
 	}
 	return &fieldops.SignInResult{Session: sess, Token: tok, MustEnrol: mustEnrol}, nil
+}
+
+// maxInviteAttempts is how many wrong passwords for an existing account an
+// invitation link takes before it is withdrawn.
+const maxInviteAttempts = 5
+
+// countWrongPassword records a wrong password typed on the link; the fifth
+// withdraws the invitation, so whoever holds a link cannot keep guessing
+// the password of the account it names.
+func (s *InvitationService) countWrongPassword(ctx context.Context, inv *invitation, wrong error) error {
+	withdrawn := false
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockOrg(ctx, tx, inv.OrgID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `UPDATE invitations SET failed_attempts = failed_attempts + 1
+			WHERE org_id = $1 AND id = $2 RETURNING failed_attempts`, inv.OrgID, inv.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n < maxInviteAttempts {
+			return nil
+		}
+		tag, err := tx.Exec(ctx, `UPDATE invitations SET revoked_at = $3
+			WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND replaced_at IS NULL`, inv.OrgID, inv.ID, s.db.now())
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		withdrawn = true
+		return s.db.appendAudit(ctx, tx, inv.OrgID, 0, "fieldops", fieldops.ChannelSystem, netip.Addr{}, entry{
+			action: "invite.revoke", targetType: "invitation", targetID: inv.ID,
+			changes: map[string]any{"email": inv.Email, "reason": "too_many_wrong_passwords"}})
+	})
+	if err != nil {
+		return err
+	}
+	if withdrawn {
+		return fieldops.Errorf(fieldops.ELIMIT, "Too many wrong passwords: this invitation has been withdrawn. Ask %s at %s to send a new one.",
+			inv.InvitedByName, inv.OrgName)
+	}
+	return wrong
 }

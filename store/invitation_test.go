@@ -620,6 +620,11 @@ func TestAcceptInvitationExistingUser(t *testing.T) {
 		before := snapshot(t, e, b.id)
 		_, err := svc.AcceptInvitation(context.Background(), tokB, accept("Jo Both", "not the password at all"))
 		wantMessage(t, err, fieldops.EUNAUTHORIZED, "An account with this e-mail already exists; enter its password to join.")
+		// Only the wrong-password count on the invitation moves.
+		if n := count(t, e, `SELECT failed_attempts FROM invitations WHERE id = $1`, invB.ID); n != 1 {
+			t.Fatalf("failed_attempts = %d, want 1", n)
+		}
+		mustExec(t, e, `UPDATE invitations SET failed_attempts = 0 WHERE id = $1`, invB.ID)
 		if snapshot(t, e, b.id) != before {
 			t.Fatal("a refused acceptance changed the organisation")
 		}
@@ -779,5 +784,46 @@ func TestInvitationMemberAddedDirectly(t *testing.T) {
 	wantCode(t, err, fieldops.EUNAUTHORIZED)
 	if err := svc.RevokeInvitation(owner, inv.ID); err != nil {
 		t.Fatalf("revoke the stale invitation: %v", err)
+	}
+}
+
+// TestAcceptWrongPasswordsWithdraw: a link cannot be used to keep guessing
+// the password of the existing account it names.
+func TestAcceptWrongPasswordsWithdraw(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := mustOrg(t, e)
+	if _, err := e.orgs.ChangePlan(o.ctx[fieldops.RoleOwner], "team", 5); err != nil {
+		t.Fatal(err)
+	}
+	// Someone with an account elsewhere.
+	if _, err := e.db.CreateUser(context.Background(), "existing@example.co.uk", "Existing Person", "the real password 1"); err != nil {
+		t.Fatal(err)
+	}
+	sessions := store.NewSessionService(e.db, storetest.MustOpenRedis(t))
+	invites := store.NewInvitationService(e.db, sessions)
+	_, token, err := invites.CreateInvitation(o.ctx[fieldops.RoleOwner], fieldops.NewInvitation{Email: "existing@example.co.uk", Role: fieldops.RoleEngineer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		_, err := invites.AcceptInvitation(context.Background(), token, fieldops.Accept{Name: "x", Password: fmt.Sprintf("wrong guess number %d", i)})
+		want := fieldops.EUNAUTHORIZED
+		if i == 5 {
+			want = fieldops.ELIMIT
+		}
+		if got := fieldops.ErrorCode(err); got != want {
+			t.Fatalf("attempt %d: %v, want %s", i, err, want)
+		}
+	}
+	// Withdrawn: even the right password no longer works, and the link says so.
+	if _, err := invites.AcceptInvitation(context.Background(), token, fieldops.Accept{Name: "x", Password: "the real password 1"}); err == nil {
+		t.Fatal("accepted after the invitation was withdrawn")
+	}
+	if _, err := invites.FindInvitationByToken(context.Background(), token); err == nil || !strings.Contains(fieldops.ErrorMessage(err), "withdrawn") {
+		t.Fatalf("link after withdrawal: %v", err)
+	}
+	if n := count(t, e, `SELECT count(*) FROM audit_events WHERE org_id = $1 AND action = 'invite.revoke' AND changes->>'reason' = 'too_many_wrong_passwords'`, o.id); n != 1 {
+		t.Fatalf("audit entries = %d, want 1", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -52,6 +53,10 @@ type HTTPConfig struct {
 	BaseURL         string        `yaml:"base_url" env:"BASE_URL"` // public URL, for links in emails
 	SecureCookies   bool          `yaml:"secure_cookies" env:"SECURE_COOKIES"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+	// TrustedProxies are the reverse proxies (CIDRs) whose
+	// X-Forwarded-For is believed, to record and throttle the client's own
+	// address rather than the proxy's.
+	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES" envSeparator:","`
 }
 
 // DatabaseConfig is the Postgres database.
@@ -123,6 +128,7 @@ func DefaultConfig() Config {
 			BaseURL:         "http://localhost:8080",
 			SecureCookies:   true,
 			ShutdownTimeout: 15 * time.Second,
+			TrustedProxies:  []string{},
 		},
 		Database: DatabaseConfig{MaxConns: 10},
 		Telegram: TelegramConfig{
@@ -412,7 +418,24 @@ func (c HTTPConfig) validate() error {
 	case c.ShutdownTimeout <= 0:
 		return invalid("http.shutdown_timeout", c.ShutdownTimeout, "a duration above zero such as 15s")
 	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return invalid("http.trusted_proxies", p, "addresses in CIDR form such as 10.0.0.0/8 or 127.0.0.1/32, separated by commas in the environment")
+		}
+	}
 	return nil
+}
+
+// TrustedPrefixes returns the parsed trusted proxies; Validate has
+// checked them.
+func (c HTTPConfig) TrustedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, p := range c.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pfx.Masked())
+		}
+	}
+	return out
 }
 
 func (c DatabaseConfig) validate() error {

@@ -322,7 +322,12 @@ func TestLoadConfig_Err(t *testing.T) {
 			name: "ErrYAMLUnknownKey",
 			doc:  "http:\n  addr: \":8080\"\n  adr: \":9090\"\n",
 			env:  requiredEnv,
-			want: []string{"fieldops.yaml line 3: unknown key http.adr: allowed addr, base_url, secure_cookies, shutdown_timeout"},
+			want: []string{"fieldops.yaml line 3: unknown key http.adr: allowed addr, base_url, secure_cookies, shutdown_timeout, trusted_proxies"},
+		},
+		{
+			name: "ErrTrustedProxyNotCIDR",
+			env:  append([]string{"FIELDOPS_HTTP_TRUSTED_PROXIES=10.0.0.0/8,proxy.local"}, requiredEnv...),
+			want: []string{"http.trusted_proxies (FIELDOPS_HTTP_TRUSTED_PROXIES)", "proxy.local", "CIDR"},
 		},
 		{
 			name: "ErrYAMLUnknownSection",
@@ -772,5 +777,16 @@ func checkKeys(t *testing.T, doc []byte, want []string) {
 	walk(root.Content[0], "")
 	if !slices.Equal(got, want) {
 		t.Errorf("keys:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := LoadConfig("", append([]string{"FIELDOPS_HTTP_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7/32"}, requiredEnv...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.HTTP.TrustedPrefixes()
+	if len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "192.0.2.7/32" {
+		t.Fatalf("trusted proxies = %v", got)
 	}
 }

@@ -66,7 +66,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		}
 		svc.Mailer = mailer
 	}
-	srv, err := admin.NewServer(logger, svc, admin.Options{SecureCookies: cfg.HTTP.SecureCookies, BaseURL: cfg.HTTP.BaseURL},
+	srv, err := admin.NewServer(logger, svc, admin.Options{SecureCookies: cfg.HTTP.SecureCookies, BaseURL: cfg.HTTP.BaseURL,
+		TrustedProxies: cfg.HTTP.TrustedPrefixes()},
 		admin.Check{Name: "postgres", Ping: db.Ping},
 		admin.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	)
