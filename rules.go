@@ -1,5 +1,7 @@
 package fieldops
 
+import "sync"
+
 // The rules of PRODUCT.md §2 that hold whatever the matrix says. Each is a
 // pure function: the store calls it, inside the transaction of the change,
 // after it has checked the flag itself (team.edit_permissions,
@@ -159,4 +161,40 @@ func planLabels(ps []Plan, conj string) string {
 		ns[i] = p.Label()
 	}
 	return joinOr(ns, conj)
+}
+
+// adminOnly holds the flags that, by the matrix, no role but Owner and
+// Admin has: the ones that run the organisation itself. It is computed
+// once, after init has built the matrix.
+var adminOnly = sync.OnceValue(func() uint64 {
+	var mask uint64
+	for _, f := range AllFlags() {
+		only := true
+		for _, r := range AllRoles() {
+			if r != RoleOwner && r != RoleAdmin && RoleGrants(r).Scope(f) != ScopeNone {
+				only = false
+			}
+		}
+		if only {
+			mask |= 1 << f
+		}
+	}
+	return mask
+})
+
+// TwoFactorRequired reports whether a member must sign in with a second
+// factor: Owners and Admins always, the roles the organisation's policy
+// names, and anyone whose per-user permissions give them a flag that only
+// Owners and Admins have by default (so an override cannot make an
+// Admin-in-all-but-name without two-factor sign-in).
+func TwoFactorRequired(role Role, g Grants, policy []Role) bool {
+	if role == RoleOwner || role == RoleAdmin {
+		return true
+	}
+	for _, r := range policy {
+		if r == role {
+			return true
+		}
+	}
+	return (g.all|g.own)&adminOnly() != 0
 }

@@ -130,3 +130,30 @@ func TestCheckOwnersRemain(t *testing.T) {
 			"An organisation needs at least one Owner. Make someone else an Owner first.")
 	})
 }
+
+func TestTwoFactorRequired(t *testing.T) {
+	withInvite := fieldops.EffectiveGrants(fieldops.RoleManager, []fieldops.Override{{Flag: fieldops.FlagTeamInvite, Scope: fieldops.ScopeAll}})
+	withQuotes := fieldops.EffectiveGrants(fieldops.RoleEngineer, []fieldops.Override{{Flag: fieldops.FlagQuoteView, Scope: fieldops.ScopeAll}})
+	tests := []struct {
+		name   string
+		role   fieldops.Role
+		grants fieldops.Grants
+		policy []fieldops.Role
+		want   bool
+	}{
+		{"Owner", fieldops.RoleOwner, fieldops.RoleGrants(fieldops.RoleOwner), nil, true},
+		{"Admin", fieldops.RoleAdmin, fieldops.RoleGrants(fieldops.RoleAdmin), nil, true},
+		{"Engineer", fieldops.RoleEngineer, fieldops.RoleGrants(fieldops.RoleEngineer), nil, false},
+		{"EngineerByPolicy", fieldops.RoleEngineer, fieldops.RoleGrants(fieldops.RoleEngineer), []fieldops.Role{fieldops.RoleOwner, fieldops.RoleAdmin, fieldops.RoleEngineer}, true},
+		{"ManagerWithTeamInvite", fieldops.RoleManager, withInvite, nil, true},
+		{"EngineerWithQuoteView", fieldops.RoleEngineer, withQuotes, nil, false},
+		{"Accountant", fieldops.RoleAccountant, fieldops.RoleGrants(fieldops.RoleAccountant), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fieldops.TwoFactorRequired(tt.role, tt.grants, tt.policy); got != tt.want {
+				t.Fatalf("TwoFactorRequired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -49,6 +49,7 @@ func routes() []route {
 		{"MemberOverrides", "POST", func(o *org) string { return "/team/" + target(o) + "/overrides" },
 			func(*org) url.Values { return url.Values{"flag.quote.view": {"none"}} }, fieldops.FlagTeamEditPermissions, 303},
 		{"MemberSessionsRevoke", "POST", func(o *org) string { return "/team/" + target(o) + "/sessions/revoke" }, url0, fieldops.FlagSessionRevokeAll, 303},
+		{"MemberTwoFactorReset", "POST", func(o *org) string { return "/team/" + target(o) + "/2fa/reset" }, url0, fieldops.FlagSecurityPolicy, 303},
 		{"MemberRemove", "POST", func(o *org) string { return "/team/" + target(o) + "/remove" }, url0, fieldops.FlagTeamRemove, 303},
 	}
 }

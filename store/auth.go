@@ -224,24 +224,33 @@ func (s *AuthService) SignIn(ctx context.Context, in fieldops.SignIn) (*fieldops
 // organisation: the one asked for if the user is an active member there,
 // else their first (lowest id) active membership.
 func (s *AuthService) findSignInUser(ctx context.Context, email string, orgID int64) (signInUser, bool, error) {
-	var u signInUser
+	var (
+		u  signInUser
+		tf twoFactorInputs
+	)
 	err := s.db.pool.QueryRow(ctx, `
 		SELECT u.id, u.name, COALESCE(u.password_hash, ''), u.totp_enabled_at IS NOT NULL,
-		       COALESCE(m.org_id, 0), COALESCE(m.role IN ('owner', 'admin') OR m.role = ANY (o.require_2fa_roles), false)
+		       COALESCE(m.org_id, 0), COALESCE(m.role, ''), COALESCE(m.overrides, '{}'), COALESCE(o.plan, 'starter'),
+		       COALESCE(o.require_2fa_roles, '{}')
 		FROM users u
 		LEFT JOIN LATERAL (
-			SELECT org_id, role FROM memberships
+			SELECT org_id, role, overrides FROM memberships
 			WHERE user_id = u.id AND status = 'active'
 			ORDER BY org_id = $2 DESC, org_id
 			LIMIT 1) m ON true
 		LEFT JOIN organisations o ON o.id = m.org_id
 		WHERE u.email = $1`, email, orgID).
-		Scan(&u.id, &u.name, &u.passwordHash, &u.totpEnabled, &u.orgID, &u.require2FA)
+		Scan(&u.id, &u.name, &u.passwordHash, &u.totpEnabled, &u.orgID, &tf.role, &tf.overrides, &tf.plan, &tf.policy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, false, nil
 	}
 	if err != nil {
 		return u, false, err
+	}
+	if u.orgID != 0 {
+		if u.require2FA, err = tf.required(); err != nil {
+			return u, false, err
+		}
 	}
 	return u, true, nil
 }
@@ -671,9 +680,12 @@ func (s *AuthService) RequiresEnrolment(ctx context.Context) (bool, error) {
 	}
 	// The same revocation backstop as db.load rides along, so that a
 	// session Postgres records as ended is refused here too.
-	var must, ended bool
+	var (
+		enrolled, ended bool
+		tf              twoFactorInputs
+	)
 	err = s.db.pool.QueryRow(ctx, `
-		SELECT (m.role IN ('owner', 'admin') OR m.role = ANY (o.require_2fa_roles)) AND u.totp_enabled_at IS NULL,
+		SELECT m.role, m.overrides, o.plan, o.require_2fa_roles, u.totp_enabled_at IS NOT NULL,
 		       $3 <> '' AND (
 		           EXISTS (SELECT 1 FROM sessions_revoked r WHERE r.session_id = $3)
 		           OR EXISTS (SELECT 1 FROM user_sessions_floor f
@@ -682,7 +694,7 @@ func (s *AuthService) RequiresEnrolment(ctx context.Context) (bool, error) {
 		JOIN organisations o ON o.id = m.org_id
 		JOIN users u ON u.id = m.user_id
 		WHERE m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'`,
-		actor.OrgID, actor.UserID, actor.SessionID, actor.SessionStart).Scan(&must, &ended)
+		actor.OrgID, actor.UserID, actor.SessionID, actor.SessionStart).Scan(&tf.role, &tf.overrides, &tf.plan, &tf.policy, &enrolled, &ended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fieldops.Errorf(fieldops.EUNAUTHORIZED, "You are not a member of this organisation any more. Ask its Owner or an Admin to invite you again.")
 	}
@@ -692,7 +704,48 @@ func (s *AuthService) RequiresEnrolment(ctx context.Context) (bool, error) {
 	if ended {
 		return false, fieldops.Errorf(fieldops.EUNAUTHORIZED, "Your session has ended. Please sign in again.")
 	}
+	if enrolled {
+		return false, nil
+	}
+	must, err := tf.required()
+	if err != nil {
+		return false, fieldops.Internal(err, "two-factor policy")
+	}
 	return must, nil
+}
+
+// twoFactorInputs is what decides whether a member needs two-factor
+// sign-in: their role and per-user permissions, the plan (overrides only
+// count on plans that have them) and the organisation's policy.
+type twoFactorInputs struct {
+	role, plan string
+	overrides  []byte
+	policy     []string
+}
+
+func (tf twoFactorInputs) required() (bool, error) {
+	role, err := fieldops.ParseRole(tf.role)
+	if err != nil {
+		return false, err
+	}
+	plan, err := fieldops.FindPlan(tf.plan)
+	if err != nil {
+		return false, err
+	}
+	ovs, err := decodeOverrides(tf.overrides)
+	if err != nil {
+		return false, err
+	}
+	if !plan.Overrides {
+		ovs = nil
+	}
+	policy := make([]fieldops.Role, 0, len(tf.policy))
+	for _, p := range tf.policy {
+		if r, err := fieldops.ParseRole(p); err == nil {
+			policy = append(policy, r)
+		}
+	}
+	return fieldops.TwoFactorRequired(role, fieldops.EffectiveGrants(role, ovs), policy), nil
 }
 
 // ResetTwoFactor turns a member's two-factor sign-in off, for when they

@@ -1146,3 +1146,27 @@ func BenchmarkVerifyPasswordParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestRequiresEnrolmentFollowsOverrides: a Manager given team.invite by an
+// override holds an Owner-and-Admin-only flag, so needs two-factor sign-in
+// like an Admin (checklist A5).
+func TestRequiresEnrolmentFollowsOverrides(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := mustOrg(t, e)
+	auth, err := store.NewAuthService(e.db, storetest.MustOpenRedis(t), store.NewSessionService(e.db, storetest.MustOpenRedis(t)), bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := o.ctx[fieldops.RoleManager]
+	if must, err := auth.RequiresEnrolment(mgr); err != nil || must {
+		t.Fatalf("manager before the override: must = %v, %v", must, err)
+	}
+	if _, err := e.members.SetOverrides(o.ctx[fieldops.RoleOwner], o.user[fieldops.RoleManager],
+		[]fieldops.Override{{Flag: fieldops.FlagTeamInvite, Scope: fieldops.ScopeAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if must, err := auth.RequiresEnrolment(mgr); err != nil || !must {
+		t.Fatalf("manager with team.invite: must = %v, %v", must, err)
+	}
+}

@@ -617,11 +617,11 @@ func (s *InvitationService) AcceptInvitation(ctx context.Context, token string, 
 		}); err != nil {
 			return err
 		}
-		for _, r := range org.Require2FARoles {
-			if r == inv.Role {
-				mustEnrol = true
-			}
+		ovs := inv.Overrides
+		if p, err := fieldops.FindPlan(org.Plan); err != nil || !p.Overrides {
+			ovs = nil
 		}
+		mustEnrol = fieldops.TwoFactorRequired(inv.Role, fieldops.EffectiveGrants(inv.Role, ovs), org.Require2FARoles)
 		return nil
 	})
 	if err != nil {
