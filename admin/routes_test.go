@@ -145,3 +145,24 @@ func excerpt(s string) string {
 	}
 	return s
 }
+
+// TestInviteWithOverrides: the invite form's optional grid reaches the
+// invitation, and the service still refuses what the inviter lacks.
+func TestInviteWithOverrides(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	o := a.mustOrg(t)
+	form := url.Values{"email": {"quotes@example.co.uk"}, "role": {"engineer"}, "flag.quote.view": {"all"}}
+	if code, body, _ := a.do(t, o.client[fieldops.RoleOwner], "POST", "/team/invitations", form); code != 303 {
+		t.Fatalf("invite with overrides = %d\n%s", code, excerpt(body))
+	}
+	invs, err := a.invites.FindInvitations(o.ctx[fieldops.RoleOwner])
+	if err != nil || len(invs) != 1 || len(invs[0].Overrides) != 1 || invs[0].Overrides[0].Flag != fieldops.FlagQuoteView {
+		t.Fatalf("invitations = %+v, %v", invs, err)
+	}
+	// An Admin cannot hand out billing.manage, which is locked.
+	form = url.Values{"email": {"billing@example.co.uk"}, "role": {"engineer"}, "flag.billing.manage": {"all"}}
+	if code, _, _ := a.do(t, o.client[fieldops.RoleAdmin], "POST", "/team/invitations", form); code != http.StatusUnprocessableEntity {
+		t.Fatalf("invite with a locked flag = %d, want 422", code)
+	}
+}

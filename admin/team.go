@@ -56,7 +56,12 @@ func (s *Server) handleInviteCreate(w http.ResponseWriter, r *http.Request) {
 		s.teamError(w, r, err)
 		return
 	}
-	inv, token, err := s.svc.Invitations.CreateInvitation(r.Context(), fieldops.NewInvitation{Email: r.PostFormValue("email"), Role: role})
+	ovs, err := parseOverrides(r)
+	if err != nil {
+		s.teamError(w, r, err)
+		return
+	}
+	inv, token, err := s.svc.Invitations.CreateInvitation(r.Context(), fieldops.NewInvitation{Email: r.PostFormValue("email"), Role: role, Overrides: ovs})
 	if err != nil {
 		s.teamError(w, r, err)
 		return
@@ -199,22 +204,10 @@ func (s *Server) handleMemberRole(w http.ResponseWriter, r *http.Request) {
 // role's default), all, own or none.
 func (s *Server) handleMemberOverrides(w http.ResponseWriter, r *http.Request) {
 	id, _ := pathID(r)
-	if err := r.ParseForm(); err != nil {
-		s.memberError(w, r, fieldops.Invalid("overrides", "The form could not be read; reload the page and try again."))
+	ovs, err := parseOverrides(r)
+	if err != nil {
+		s.memberError(w, r, err)
 		return
-	}
-	var ovs []fieldops.Override
-	for _, f := range fieldops.AllFlags() {
-		v := r.PostForm.Get("flag." + f.String())
-		if v == "" {
-			continue
-		}
-		sc, err := fieldops.ParseScope(v)
-		if err != nil {
-			s.memberError(w, r, err)
-			return
-		}
-		ovs = append(ovs, fieldops.Override{Flag: f, Scope: sc})
 	}
 	if _, err := s.svc.Members.SetOverrides(r.Context(), id, ovs); err != nil {
 		s.memberError(w, r, err)
@@ -298,4 +291,25 @@ func (s *Server) link(path string) string {
 		base = base[:len(base)-1]
 	}
 	return base + path
+}
+
+// parseOverrides reads an overrides grid: a field flag.<name> per flag,
+// "" for the role's default, else all, own or none.
+func parseOverrides(r *http.Request) ([]fieldops.Override, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, fieldops.Invalid("overrides", "The form could not be read; reload the page and try again.")
+	}
+	var ovs []fieldops.Override
+	for _, f := range fieldops.AllFlags() {
+		v := r.PostForm.Get("flag." + f.String())
+		if v == "" {
+			continue
+		}
+		sc, err := fieldops.ParseScope(v)
+		if err != nil {
+			return nil, err
+		}
+		ovs = append(ovs, fieldops.Override{Flag: f, Scope: sc})
+	}
+	return ovs, nil
 }

@@ -197,10 +197,10 @@ func (s *Server) WebhookAttempts() []WebhookAttempt {
 
 var secretTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-func (s *Server) setWebhook(_ context.Context, p *params) (any, *apiError) {
+func (s *Server) setWebhook(ctx context.Context, p *params) (any, *apiError) {
 	hook := p.str("url")
 	if hook == "" {
-		return s.deleteWebhook(nil, p)
+		return s.deleteWebhook(ctx, p)
 	}
 	u, err := url.Parse(hook)
 	if err != nil || u.Host == "" {
