@@ -198,7 +198,7 @@ func Start(opts ...Option) (*Server, error) {
 		cfg: cfg,
 		me: models.User{
 			ID: botID, IsBot: true, FirstName: cfg.botFirstName, Username: cfg.botUsername,
-			CanJoinGroups: true, CanConnectToBusiness: false,
+			CanJoinGroups: true,
 		},
 		url:          "http://" + ln.Addr().String(),
 		ctx:          ctx,
@@ -536,8 +536,8 @@ type Request struct {
 	Dropped     bool              // applied, but the connection was closed instead of answering
 }
 
-// Requests returns every request received so far, in arrival order of
-// their answers.
+// Requests returns every request answered so far (or abandoned by its
+// client), in the order they finished: a long poll appears when it returns.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
