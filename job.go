@@ -218,6 +218,13 @@ type JobService interface {
 	// AssignEngineers needs job.assign; it replaces the job's engineers.
 	// Each engineer is told of the change through the outbox.
 	AssignEngineers(ctx context.Context, id int64, as []Assignment) (*Job, error)
+	// CancelJob needs job.edit: the job stays in the records, marked
+	// cancelled, and its engineers are told.
+	CancelJob(ctx context.Context, id int64) (*Job, error)
+	// DeleteJob needs job.delete. A job with work on it (in progress or
+	// completed) is kept for the records and refused; the engineers of a
+	// scheduled job are told it is off.
+	DeleteJob(ctx context.Context, id int64) error
 }
 
 func checkJobType(t string) error {

@@ -65,6 +65,7 @@ func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *sto
 	b.sessions, b.auth = sessions, auth
 	s, err := admin.NewServer(nil, admin.Services{
 		Sessions: sessions, Auth: auth, Orgs: a.orgs, Members: a.members, Jobs: store.NewJobService(a.db),
+		Customers: store.NewCustomerService(a.db), Sites: store.NewSiteService(a.db), Capacity: store.NewCapacityService(a.db),
 		Audit: store.NewAuditService(a.db), Invitations: store.NewInvitationService(a.db, sessions),
 		Tokens: store.NewAPITokenService(a.db, sessions), Mailer: a.mail,
 	}, admin.Options{SecureCookies: true, BaseURL: "https://fieldops.example"})

@@ -35,6 +35,9 @@ type Services struct {
 	Orgs        fieldops.OrganisationService
 	Members     fieldops.MemberService
 	Jobs        fieldops.JobService
+	Customers   fieldops.CustomerService
+	Sites       fieldops.SiteService
+	Capacity    fieldops.CapacityService
 	Audit       fieldops.AuditService
 	Invitations fieldops.InvitationService
 	Tokens      fieldops.APITokenService
@@ -106,6 +109,22 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /account/2fa", s.signedIn(s.handleEnrolConfirm, allowUnenrolled))
 
 	s.mux.Handle("GET /{$}", s.signedIn(s.handleDashboard, 0))
+	s.mux.Handle("GET /customers", s.signedIn(s.handleCustomers, 0))
+	s.mux.Handle("POST /customers", s.signedIn(s.handleCustomerCreate, 0))
+	s.mux.Handle("GET /customers/{id}", s.signedIn(s.handleCustomer, 0))
+	s.mux.Handle("POST /customers/{id}", s.signedIn(s.handleCustomerUpdate, 0))
+	s.mux.Handle("POST /customers/{id}/delete", s.signedIn(s.handleCustomerDelete, 0))
+	s.mux.Handle("POST /customers/{id}/sites", s.signedIn(s.handleSiteCreate, 0))
+	s.mux.Handle("POST /sites/{id}", s.signedIn(s.handleSiteUpdate, 0))
+	s.mux.Handle("GET /jobs", s.signedIn(s.handleJobs, 0))
+	s.mux.Handle("GET /jobs/new", s.signedIn(s.handleJobNew, 0))
+	s.mux.Handle("POST /jobs", s.signedIn(s.handleJobCreate, 0))
+	s.mux.Handle("GET /jobs/{id}", s.signedIn(s.handleJob, 0))
+	s.mux.Handle("POST /jobs/{id}", s.signedIn(s.handleJobUpdate, 0))
+	s.mux.Handle("POST /jobs/{id}/reschedule", s.signedIn(s.handleJobReschedule, 0))
+	s.mux.Handle("POST /jobs/{id}/assign", s.signedIn(s.handleJobAssign, 0))
+	s.mux.Handle("POST /jobs/{id}/cancel", s.signedIn(s.handleJobCancel, 0))
+	s.mux.Handle("POST /jobs/{id}/delete", s.signedIn(s.handleJobDelete, 0))
 	s.mux.Handle("GET /team", s.signedIn(s.handleTeam, 0))
 	s.mux.Handle("POST /team/invitations", s.signedIn(s.handleInviteCreate, 0))
 	s.mux.Handle("POST /invitations/{id}/resend", s.signedIn(s.handleInviteResend, 0))
@@ -124,6 +143,8 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /audit", s.signedIn(s.handleAudit, 0))
 	s.mux.Handle("GET /audit.csv", s.signedIn(s.handleAuditCSV, 0))
 	s.mux.Handle("GET /account/tokens", s.signedIn(s.handleTokens, 0))
+	s.mux.Handle("GET /capacity", s.signedIn(s.handleCapacity, 0))
+	s.mux.Handle("GET /capacity/free", s.signedIn(s.handleCapacityFree, 0))
 	s.mux.Handle("POST /account/tokens", s.signedIn(s.handleTokenCreate, 0))
 
 	// JSON API for integrations: a personal API token as Bearer, or the

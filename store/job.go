@@ -518,3 +518,68 @@ func notifyEngineers(ctx context.Context, tx pgx.Tx, j *fieldops.Job, userIDs []
 	}
 	return nil
 }
+
+// CancelJob marks an open job cancelled (job.edit) and tells its
+// engineers.
+func (s *JobService) CancelJob(ctx context.Context, id int64) (*fieldops.Job, error) {
+	var j *fieldops.Job
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.loadForWrite(ctx, tx)
+		if err != nil {
+			return err
+		}
+		old, err := s.jobFor(ctx, tx, acc, fieldops.FlagJobEdit, id, true)
+		if err != nil {
+			return err
+		}
+		if err := requireOpen(old); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = 'cancelled', cancelled_at = now(), updated_at = now()
+			WHERE org_id = $1 AND id = $2`, acc.OrgID, id); err != nil {
+			return err
+		}
+		changes := map[string]any{"status": change{From: old.Status, To: "cancelled"}}
+		if err := s.db.audit(ctx, tx, acc, entry{action: "job.cancel", targetType: "job", targetID: id, changes: changes}); err != nil {
+			return err
+		}
+		if j, err = findJob(ctx, tx, acc.OrgID, id, false); err != nil {
+			return err
+		}
+		return notifyEngineers(ctx, tx, j, engineerIDs(j), "job.cancelled", changes)
+	})
+	return j, err
+}
+
+// DeleteJob removes a job (job.delete). A job with work on it is kept for
+// the records; the engineers of a scheduled job are told it is off.
+func (s *JobService) DeleteJob(ctx context.Context, id int64) error {
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		acc, err := s.db.loadForWrite(ctx, tx)
+		if err != nil {
+			return err
+		}
+		old, err := s.jobFor(ctx, tx, acc, fieldops.FlagJobDelete, id, true)
+		if err != nil {
+			return err
+		}
+		switch old.Status {
+		case "in_progress":
+			return fieldops.Errorf(fieldops.ECONFLICT, "Work on this job has started, so it is kept for the records; cancel it instead.")
+		case "completed":
+			return fieldops.Errorf(fieldops.ECONFLICT, "This job is completed and is kept for the records; it cannot be deleted.")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET deleted_at = now(), updated_at = now() WHERE org_id = $1 AND id = $2`,
+			acc.OrgID, id); err != nil {
+			return err
+		}
+		if err := s.db.audit(ctx, tx, acc, entry{action: "job.delete", targetType: "job", targetID: id,
+			changes: map[string]any{"title": old.Title, "status": old.Status}}); err != nil {
+			return err
+		}
+		if old.Status != "scheduled" {
+			return nil // a cancelled job's engineers were told when it was cancelled
+		}
+		return notifyEngineers(ctx, tx, old, engineerIDs(old), "job.cancelled", map[string]any{"deleted": true})
+	})
+}
