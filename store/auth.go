@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"image/png"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,8 @@ type AuthService struct {
 	// MaxConcurrentHashes bounds the argon2id verifications running at
 	// once (each holds 19 MiB and a core for tens of milliseconds);
 	// further sign-ins wait their turn, or give up when their context ends.
+	// The default is the number of CPUs, at most 4: more hashes than cores
+	// only share the cores and finish later.
 	MaxConcurrentHashes int
 	// MaxAccountFailures is the number of failed passwords an e-mail
 	// address may have in 15 minutes; the next attempt is refused, even
@@ -123,7 +126,7 @@ func NewAuthService(db *DB, rdb *redis.Client, sessions fieldops.SessionService,
 	}
 	return &AuthService{
 		db: db, rdb: rdb, sessions: sessions, sealer: sl,
-		MaxConcurrentHashes: 4,
+		MaxConcurrentHashes: min(4, runtime.NumCPU()),
 		MaxAccountFailures:  5,
 		MaxIPFailures:       30,
 		MaxCodeFailures:     5,
