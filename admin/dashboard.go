@@ -14,7 +14,19 @@ type dashboardView struct {
 	Week     []*fieldops.Job
 	Upcoming []*fieldops.Job
 	CanJobs  bool
+	// Awaiting are certificates awaiting approval: those the member
+	// wrote, or, for a member who approves, all of them.
+	Awaiting    []*fieldops.Certificate
+	CanAwaiting bool
+	Approver    bool
+	// Logged are the defects the member logged, newest first.
+	Logged    []*fieldops.Defect
+	CanLogged bool
+	Day       time.Time // the organisation's day, for overdue remedials
 }
+
+// Overdue reports whether a defect's remedial is past due.
+func (v dashboardView) Overdue(d *fieldops.Defect) bool { return d.Overdue(v.Day) }
 
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -47,5 +59,41 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 			v.Upcoming = append(v.Upcoming, j)
 		}
 	}
+	v.Day = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)
+	if err := s.dashboardWork(r, me, &v); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, "dashboard", &view{Title: "Dashboard", Data: v})
+}
+
+// dashboardWork fills the member's certificates awaiting approval and the
+// defects they logged; a list the member cannot see is left out.
+func (s *Server) dashboardWork(r *http.Request, me *signedInMember, v *dashboardView) error {
+	ctx := r.Context()
+	if s.svc.Certificates != nil {
+		f := fieldops.CertificateFilter{Status: "awaiting_approval", CreatedBy: me.member.UserID, Limit: 50}
+		if v.Approver = me.grants.Scope(fieldops.FlagCertificateApprove) != fieldops.ScopeNone; v.Approver {
+			f.CreatedBy = 0 // what waits for them
+		}
+		certs, err := s.svc.Certificates.FindCertificates(ctx, f)
+		switch fieldops.ErrorCode(err) {
+		case "":
+			v.Awaiting, v.CanAwaiting = certs, true
+		case fieldops.EFORBIDDEN:
+		default:
+			return err
+		}
+	}
+	if s.svc.Defects != nil {
+		defects, err := s.svc.Defects.FindDefects(ctx, fieldops.DefectFilter{LoggedBy: me.member.UserID, Limit: 50})
+		switch fieldops.ErrorCode(err) {
+		case "":
+			v.Logged, v.CanLogged = defects, true
+		case fieldops.EFORBIDDEN:
+		default:
+			return err
+		}
+	}
+	return nil
 }

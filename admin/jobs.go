@@ -328,6 +328,7 @@ type jobView struct {
 	Day        time.Time    // the job's first local day, which booked hours are for
 	Types      []string
 	Typed      typed
+	Work       *jobWork // certificates and defects; see certificates.go
 }
 
 // candidate is one engineer on the assignment form with their day.
@@ -411,6 +412,10 @@ func (s *Server) renderJob(w http.ResponseWriter, r *http.Request, id int64, sta
 		v.Audit, v.AuditNext, v.CanAudit = events, next, true
 	case fieldops.EFORBIDDEN: // no audit.view: the trail is left out
 	default:
+		s.fail(w, r, ferr)
+		return
+	}
+	if v.Work, ferr = s.jobWork(ctx, j); ferr != nil {
 		s.fail(w, r, ferr)
 		return
 	}

@@ -68,6 +68,7 @@ func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *sto
 		Customers: store.NewCustomerService(a.db), Sites: store.NewSiteService(a.db), Capacity: store.NewCapacityService(a.db),
 		Audit: store.NewAuditService(a.db), Invitations: store.NewInvitationService(a.db, sessions),
 		Tokens: store.NewAPITokenService(a.db, sessions), Mailer: a.mail,
+		Certificates: store.NewCertificateService(a.db), Defects: store.NewDefectService(a.db),
 	}, admin.Options{SecureCookies: true, BaseURL: "https://fieldops.example"})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,10 @@ type Services struct {
 	Invitations fieldops.InvitationService
 	Tokens      fieldops.APITokenService
 	Mailer      fieldops.Mailer
+
+	// Certificates and Defects may be nil: the job page then leaves them out.
+	Certificates fieldops.CertificateService
+	Defects      fieldops.DefectService
 }
 
 // Options are the panel's settings.
@@ -120,6 +124,14 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /jobs/new", s.signedIn(s.handleJobNew, 0))
 	s.mux.Handle("POST /jobs", s.signedIn(s.handleJobCreate, 0))
 	s.mux.Handle("GET /jobs/{id}", s.signedIn(s.handleJob, 0))
+	if s.svc.Certificates != nil && s.svc.Defects != nil {
+		s.mux.Handle("POST /jobs/{id}/certificates", s.signedIn(s.handleCertificateCreate, 0))
+		s.mux.Handle("POST /certificates/{id}/submit", s.signedIn(s.handleCertificateSubmit, 0))
+		s.mux.Handle("POST /certificates/{id}/approve", s.signedIn(s.handleCertificateApprove, 0))
+		s.mux.Handle("POST /certificates/{id}/issue", s.signedIn(s.handleCertificateIssue, 0))
+		s.mux.Handle("POST /jobs/{id}/defects", s.signedIn(s.handleDefectLog, 0))
+		s.mux.Handle("POST /defects/{id}/resolve", s.signedIn(s.handleDefectResolve, 0))
+	}
 	s.mux.Handle("POST /jobs/{id}", s.signedIn(s.handleJobUpdate, 0))
 	s.mux.Handle("POST /jobs/{id}/reschedule", s.signedIn(s.handleJobReschedule, 0))
 	s.mux.Handle("POST /jobs/{id}/assign", s.signedIn(s.handleJobAssign, 0))

@@ -126,29 +126,50 @@ const localDays = `SELECT i, (($2::date + i) + time '00:00') AT TIME ZONE $3 AS 
 	(($2::date + i + 1) + time '00:00') AT TIME ZONE $3 AS day_end
 	FROM generate_series(0, $4::int - 1) AS i`
 
+// assignmentsOverlapping selects the assignments of the organisation's
+// jobs that count for capacity (job neither cancelled nor deleted: live)
+// whose scheduled window overlaps [from, to): user_id, scheduled_start,
+// scheduled_end and estimated_minutes, the job's values that migration
+// 005 copies onto job_assignments and keeps in step by triggers. from and
+// to are SQL expressions; $1 is the organisation.
+//
+// The same two disjoint range scans as jobsOverlapping, on the covering
+// partial indexes job_assignments_window (assignments starting from 24
+// hours before from) and job_assignments_window_long (jobs longer than a
+// day starting up to 31 days before from): both index-only, one entry
+// per engineer and job, no visit to jobs.
+func assignmentsOverlapping(from, to string) string {
+	const cols = `a.user_id, a.scheduled_start, a.scheduled_end, a.estimated_minutes`
+	const where = ` FROM job_assignments a WHERE a.org_id = $1 AND a.live
+		AND a.scheduled_start < ` + "%[2]s" + ` AND a.scheduled_end > ` + "%[1]s"
+	return fmt.Sprintf(`SELECT `+cols+where+`
+		AND a.scheduled_start >= %[1]s - interval '24 hours'
+	UNION ALL
+	SELECT `+cols+where+`
+		AND a.scheduled_end - a.scheduled_start > interval '24 hours'
+		AND a.scheduled_start >= %[1]s - interval '31 days' AND a.scheduled_start < %[1]s - interval '24 hours'`, from, to)
+}
+
 // bookedQuery sums, per engineer and local day, the booked minutes: for
 // each job, the part of its window inside the day, scaled down by
 // estimated/window when the estimate is shorter than the window.
 //
-// The plan it is written for (see docs/PERFORMANCE.md): the week's
-// bounds are InitPlans over the seven days, so the jobs are two index
-// range scans (jobs_org_start, jobs_org_long); each job's engineers are
-// an index-only probe of job_assignments_pkey, forced by the LATERAL
-// with OFFSET 0 (otherwise the planner, underestimating the jobs, may
-// hash the whole of job_assignments); the job-day split is a nested loop
-// against the seven materialised days; then one GROUP BY. Assignments
-// need no org_id test: their foreign key (org_id, job_id) makes them the
-// job's organisation's.
-var bookedQuery = `WITH days AS MATERIALIZED (` + localDays + `),
-	work AS (` + jobsOverlapping(`(SELECT min(day_start) FROM days)`, `(SELECT max(day_end) FROM days)`) + `)
-	SELECT a.user_id, d.i,
-	       round(sum(extract(epoch FROM LEAST(w.scheduled_end, d.day_end) - GREATEST(w.scheduled_start, d.day_start))::float8
-	                 * LEAST(1, w.estimated_minutes * 60 / extract(epoch FROM w.scheduled_end - w.scheduled_start)::float8)) / 60)::int
-	FROM work w
-	CROSS JOIN LATERAL (SELECT a.user_id FROM job_assignments a WHERE a.job_id = w.id OFFSET 0) a
-	JOIN days d ON w.scheduled_start < d.day_end AND w.scheduled_end > d.day_start
-	WHERE a.user_id = ANY($5)
-	GROUP BY a.user_id, d.i`
+// The plan it is written for (see docs/PERFORMANCE.md): the n local days
+// are computed once (MATERIALIZED), and for each day the assignments
+// overlapping it are two index-only range scans of job_assignments
+// (assignmentsOverlapping with the day's bounds; jobs is not read), so no
+// assignment is compared with days it is not near; then one hashed GROUP
+// BY. Rows of members who are not engineers are dropped by the caller,
+// not by an ANY over hundreds of ids per row. Seconds are date_part
+// (float8), not extract (numeric since PostgreSQL 14, several times
+// slower per row).
+var bookedQuery = `WITH days AS MATERIALIZED (` + localDays + `)
+	SELECT w.user_id, d.i,
+	       round(sum(date_part('epoch', LEAST(w.scheduled_end, d.day_end) - GREATEST(w.scheduled_start, d.day_start))
+	                 * LEAST(1, w.estimated_minutes * 60 / date_part('epoch', w.scheduled_end - w.scheduled_start))) / 60)::int
+	FROM days d
+	CROSS JOIN LATERAL (` + assignmentsOverlapping(`d.day_start`, `d.day_end`) + `) w
+	GROUP BY w.user_id, d.i`
 
 // plainPlans keeps the capacity queries on the plans above: no parallel
 // workers (their start-up costs more than these small scans) and no JIT
@@ -167,7 +188,11 @@ func bookedByDay(ctx context.Context, tx pgx.Tx, orgID int64, o *capacityOrg, fi
 	if _, err := tx.Exec(ctx, plainPlans); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, bookedQuery, orgID, first.Format(time.DateOnly), o.tz, n, ids)
+	want := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	rows, err := tx.Query(ctx, bookedQuery, orgID, first.Format(time.DateOnly), o.tz, n)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +204,9 @@ func bookedByDay(ctx context.Context, tx pgx.Tx, orgID int64, o *capacityOrg, fi
 		)
 		if err := rows.Scan(&id, &i, &minutes); err != nil {
 			return nil, err
+		}
+		if !want[id] {
+			continue
 		}
 		if out[id] == nil {
 			out[id] = make([]int, n)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fieldops/fieldops/admin"
+	"github.com/fieldops/fieldops/scheduler"
 	"github.com/fieldops/fieldops/store"
 )
 
@@ -60,6 +61,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		Audit:       store.NewAuditService(db),
 		Invitations: store.NewInvitationService(db, sessions),
 		Tokens:      store.NewAPITokenService(db, sessions),
+
+		Certificates: store.NewCertificateService(db),
+		Defects:      store.NewDefectService(db),
 	}
 	if cfg.SMTP.Enabled() {
 		mailer, err := store.NewSMTPMailer(store.SMTPSettings{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
@@ -77,6 +81,13 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The scheduled work runs in every instance; each slot is claimed in
+	// Postgres, so it runs once. Stopped (and drained) after the server.
+	sched := scheduler.New(store.NewScheduledWork(db), logger.With("component", "scheduler"))
+	if err := sched.Start(ctx); err != nil {
+		return err
+	}
+	defer sched.Stop()
 	return m.serveHTTP(ctx, cfg, logger, srv.Handler())
 }
 
