@@ -42,22 +42,35 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browserCtx starts a fresh headless Chromium with its own profile.
+// browserCtx starts a fresh headless Chromium with its own profile. A
+// start that fails is tried again: under a loaded CI machine Chromium has
+// been seen to crash while starting, before any page was loaded.
 func browserCtx(t *testing.T, exe string) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+			chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-crash-reporter", true),
+			chromedp.UserDataDir(t.TempDir()))
+		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel2 := chromedp.NewContext(actx)
+		// The first run starts the browser and binds it to ctx, so it
+		// takes no timeout of its own.
+		lastErr = chromedp.Do(ctx)
+		if lastErr == nil {
+			t.Cleanup(cancel)
+			t.Cleanup(cancel2)
+			return ctx
+		}
+		cancel2()
+		cancel()
+		t.Logf("chromium start, attempt %d: %v", attempt, lastErr)
 	}
-	return ctx
+	t.Fatalf("start chromium: %v", lastErr)
+	return nil
 }
 
 // TestBrowserInviteToRevoke is the whole team-access path in a real
