@@ -225,6 +225,9 @@ type JobService interface {
 	// completed) is kept for the records and refused; the engineers of a
 	// scheduled job are told it is off.
 	DeleteJob(ctx context.Context, id int64) error
+	// FindSchedule needs schedule.view_team: the board of the
+	// organisation's local day containing day, one row per engineer.
+	FindSchedule(ctx context.Context, day time.Time) (*Schedule, error)
 }
 
 func checkJobType(t string) error {

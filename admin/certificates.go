@@ -11,9 +11,11 @@ import (
 	"github.com/fieldops/fieldops"
 )
 
-// jobWork is the job page's certificates and defects. A list the member
-// cannot see (no certificate.view, no defect.view) is left out.
+// jobWork is the job page's certificates and defects, and the time on
+// site, photos and notes recorded in the field. A list the member cannot
+// see (no certificate.view, no defect.view, no photo.view) is left out.
 type jobWork struct {
+	Evidence     *fieldops.JobEvidence // nil without the evidence service
 	Certificates []*fieldops.Certificate
 	Defects      []*fieldops.Defect
 	CanCerts     bool
@@ -26,11 +28,61 @@ type jobWork struct {
 // Overdue reports whether a defect's remedial is past due.
 func (w *jobWork) Overdue(d *fieldops.Defect) bool { return d.Overdue(w.Today) }
 
-// jobWork loads the certificates and defects of a job for its page.
+// Hours is a number of minutes in hours and minutes.
+func (w *jobWork) Hours(m int) string { return hoursMinutes(m) }
+
+// Metres is a distance or an accuracy: "640 m".
+func (w *jobWork) Metres(m *float64) string {
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.0f m", *m)
+}
+
+// Size is a photo's size: "240 KB".
+func (w *jobWork) Size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+var locationFlags = map[string]string{
+	fieldops.LocationOffSite:      "off site",
+	fieldops.LocationForwarded:    "forwarded location",
+	fieldops.LocationStale:        "old location",
+	fieldops.LocationPoorAccuracy: "poor accuracy",
+	fieldops.LocationVenue:        "a venue, not a GPS fix",
+	fieldops.LocationLive:         "live location",
+}
+
+// FlagLabel says a location flag in words.
+func (w *jobWork) FlagLabel(f string) string {
+	if l, ok := locationFlags[f]; ok {
+		return l
+	}
+	return f
+}
+
+// jobWork loads the field records, certificates and defects of a job for
+// its page.
 func (s *Server) jobWork(ctx context.Context, j *fieldops.Job) (*jobWork, error) {
 	w := &jobWork{CertTypes: fieldops.CertificateTypes, DefectCodes: fieldops.DefectCodes}
 	now := s.Now().In(orgClock(ctx).loc)
 	w.Today = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	if s.svc.Evidence != nil {
+		ev, err := s.svc.Evidence.FindJobEvidence(ctx, j.ID)
+		switch fieldops.ErrorCode(err) {
+		case "":
+			w.Evidence = ev
+		case fieldops.EFORBIDDEN:
+		default:
+			return nil, err
+		}
+	}
 	if s.svc.Certificates != nil {
 		certs, err := s.svc.Certificates.FindCertificates(ctx, fieldops.CertificateFilter{JobID: j.ID, Limit: 500})
 		switch fieldops.ErrorCode(err) {

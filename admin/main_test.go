@@ -69,6 +69,7 @@ func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *sto
 		Audit: store.NewAuditService(a.db), Invitations: store.NewInvitationService(a.db, sessions),
 		Tokens: store.NewAPITokenService(a.db, sessions), Mailer: a.mail,
 		Certificates: store.NewCertificateService(a.db), Defects: store.NewDefectService(a.db),
+		Evidence: store.NewJobEvidenceService(a.db),
 	}, admin.Options{SecureCookies: true, BaseURL: "https://fieldops.example"})
 	if err != nil {
 		t.Fatal(err)

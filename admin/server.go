@@ -46,6 +46,7 @@ type Services struct {
 	// Certificates and Defects may be nil: the job page then leaves them out.
 	Certificates fieldops.CertificateService
 	Defects      fieldops.DefectService
+	Evidence     fieldops.JobEvidenceService // time on site, photos and notes; may be nil
 }
 
 // Options are the panel's settings.
@@ -156,6 +157,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /audit.csv", s.signedIn(s.handleAuditCSV, 0))
 	s.mux.Handle("GET /account/tokens", s.signedIn(s.handleTokens, 0))
 	s.mux.Handle("GET /capacity", s.signedIn(s.handleCapacity, 0))
+	s.mux.Handle("GET /schedule", s.signedIn(s.handleSchedule, 0))
 	s.mux.Handle("GET /capacity/free", s.signedIn(s.handleCapacityFree, 0))
 	s.mux.Handle("POST /account/tokens", s.signedIn(s.handleTokenCreate, 0))
 

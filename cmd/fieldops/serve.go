@@ -64,6 +64,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 		Certificates: store.NewCertificateService(db),
 		Defects:      store.NewDefectService(db),
+		Evidence:     store.NewJobEvidenceService(db),
 	}
 	if cfg.SMTP.Enabled() {
 		mailer, err := store.NewSMTPMailer(store.SMTPSettings{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
