@@ -66,20 +66,12 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 	}
 	acc := &access{actor: actor, name: name, extraSeats: extraSeats}
 	acc.OrgID, acc.UserID = actor.OrgID, actor.UserID
-	if acc.Role, err = fieldops.ParseRole(role); err != nil {
-		return nil, fmt.Errorf("load membership: %w", err)
-	}
 	if acc.plan, err = fieldops.FindPlan(plan); err != nil {
 		return nil, fmt.Errorf("load membership: %w", err)
 	}
-	ovs, err := decodeOverrides(overrides)
-	if err != nil {
+	if acc.Role, acc.Grants, err = memberGrants(role, overrides, acc.plan.Overrides); err != nil {
 		return nil, fmt.Errorf("load membership: %w", err)
 	}
-	if !acc.plan.Overrides {
-		ovs = nil // overrides only count on plans that have them
-	}
-	acc.Grants = fieldops.EffectiveGrants(acc.Role, ovs)
 	return acc, nil
 }
 
@@ -96,6 +88,24 @@ func (db *DB) loadForWrite(ctx context.Context, tx pgx.Tx) (*access, error) {
 		return nil, err
 	}
 	return acc, nil
+}
+
+// memberGrants is a member's effective grants from their stored role and
+// overrides; overrides count only on plans that have them. Every place
+// that judges a member's permissions (the actor's own, or another member's
+// to pick recipients or engineers) goes through it.
+func memberGrants(roleName string, overrides []byte, planOverrides bool) (fieldops.Role, fieldops.Grants, error) {
+	role, err := fieldops.ParseRole(roleName)
+	if err != nil {
+		return fieldops.RoleNone, fieldops.Grants{}, err
+	}
+	var ovs []fieldops.Override
+	if planOverrides {
+		if ovs, err = decodeOverrides(overrides); err != nil {
+			return fieldops.RoleNone, fieldops.Grants{}, err
+		}
+	}
+	return role, fieldops.EffectiveGrants(role, ovs), nil
 }
 
 // check allows the action or explains the refusal: a member without the

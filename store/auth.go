@@ -727,20 +727,13 @@ type twoFactorInputs struct {
 }
 
 func (tf twoFactorInputs) required() (bool, error) {
-	role, err := fieldops.ParseRole(tf.role)
-	if err != nil {
-		return false, err
-	}
 	plan, err := fieldops.FindPlan(tf.plan)
 	if err != nil {
 		return false, err
 	}
-	ovs, err := decodeOverrides(tf.overrides)
+	role, grants, err := memberGrants(tf.role, tf.overrides, plan.Overrides)
 	if err != nil {
 		return false, err
-	}
-	if !plan.Overrides {
-		ovs = nil
 	}
 	policy := make([]fieldops.Role, 0, len(tf.policy))
 	for _, p := range tf.policy {
@@ -748,7 +741,7 @@ func (tf twoFactorInputs) required() (bool, error) {
 			policy = append(policy, r)
 		}
 	}
-	return fieldops.TwoFactorRequired(role, fieldops.EffectiveGrants(role, ovs), policy), nil
+	return fieldops.TwoFactorRequired(role, grants, policy), nil
 }
 
 // ResetTwoFactor turns a member's two-factor sign-in off, for when they

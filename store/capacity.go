@@ -72,17 +72,11 @@ func findEngineers(ctx context.Context, tx pgx.Tx, acc *access) ([]engineer, err
 		if err := rows.Scan(&e.id, &e.name, &e.colour, &roleName, &overrides, &minutes); err != nil {
 			return nil, err
 		}
-		role, err := fieldops.ParseRole(roleName)
+		_, grants, err := memberGrants(roleName, overrides, acc.plan.Overrides)
 		if err != nil {
 			return nil, err
 		}
-		var ovs []fieldops.Override
-		if acc.plan.Overrides {
-			if ovs, err = decodeOverrides(overrides); err != nil {
-				return nil, err
-			}
-		}
-		if fieldops.EffectiveGrants(role, ovs).Scope(fieldops.FlagJobCheckIn) == fieldops.ScopeNone {
+		if grants.Scope(fieldops.FlagJobCheckIn) == fieldops.ScopeNone {
 			continue
 		}
 		for i := 0; i < 7 && i < len(minutes); i++ {

@@ -397,18 +397,11 @@ func holders(ctx context.Context, tx pgx.Tx, acc *access, f fieldops.Flag, j *fi
 		if err := rows.Scan(&uid, &role, &overrides); err != nil {
 			return nil, err
 		}
-		rl, err := fieldops.ParseRole(role)
+		rl, grants, err := memberGrants(role, overrides, acc.plan.Overrides)
 		if err != nil {
 			return nil, err
 		}
-		ovs, err := decodeOverrides(overrides)
-		if err != nil {
-			return nil, err
-		}
-		if !acc.plan.Overrides {
-			ovs = nil
-		}
-		a := fieldops.Access{OrgID: acc.OrgID, UserID: uid, Role: rl, Grants: fieldops.EffectiveGrants(rl, ovs)}
+		a := fieldops.Access{OrgID: acc.OrgID, UserID: uid, Role: rl, Grants: grants}
 		if a.Can(f, &r) {
 			out = append(out, uid)
 		}

@@ -186,17 +186,15 @@ func alertRecipients(ctx context.Context, tx pgx.Tx, orgID int64) ([]int64, erro
 		if err := rows.Scan(&uid, &role, &overridesRaw, &planName); err != nil {
 			return nil, err
 		}
-		r, err := fieldops.ParseRole(role)
+		plan, err := fieldops.FindPlan(planName)
 		if err != nil {
 			return nil, err
 		}
-		var ovs []fieldops.Override
-		if plan, err := fieldops.FindPlan(planName); err == nil && plan.Overrides {
-			if ovs, err = decodeOverrides(overridesRaw); err != nil {
-				return nil, err
-			}
+		_, grants, err := memberGrants(role, overridesRaw, plan.Overrides)
+		if err != nil {
+			return nil, err
 		}
-		if fieldops.EffectiveGrants(r, ovs).Scope(fieldops.FlagAlertsReceive) != fieldops.ScopeNone {
+		if grants.Scope(fieldops.FlagAlertsReceive) != fieldops.ScopeNone {
 			out = append(out, uid)
 		}
 	}
