@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fieldops/fieldops/bot/telegramtest"
 	"github.com/fieldops/fieldops/store/storetest"
 )
 
@@ -270,5 +271,49 @@ func TestAuditVerify(t *testing.T) {
 	}
 	if code, _, _ := run(t, ctx, environ, "audit"); code != 2 {
 		t.Fatalf("audit without verify = %d, want 2", code)
+	}
+}
+
+// TestServeDispatchesToTelegram: with a bot token, serve sends what the
+// services put in the outbox through the (local) Bot API.
+func TestServeDispatchesToTelegram(t *testing.T) {
+	t.Parallel()
+	tg := telegramtest.New(t)
+	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_SERVER_URL="+tg.URL())
+	ctx := context.Background()
+	if code, out, errs := run(t, ctx, environ, "demo"); code != 0 {
+		t.Fatalf("demo = %d %q %q", code, out, errs)
+	}
+	conn, err := pgx.Connect(ctx, strings.TrimPrefix(environ[0], "FIELDOPS_DATABASE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Link the demo engineer's Telegram before serve starts: the demo's
+	// assignment notices for them then go out by Telegram.
+	u := tg.NewUser("Ethan", "ethan_eng")
+	if _, err := conn.Exec(ctx, `INSERT INTO telegram_links (org_id, user_id, telegram_user_id, chat_id)
+		SELECT m.org_id, m.user_id, $1, $2 FROM memberships m JOIN users x ON x.id = m.user_id WHERE x.email = 'engineer@demo.fieldops.test'`,
+		u.ID, u.ChatID()); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := serve(t, environ)
+	defer stop()
+	msgs := tg.WaitSent(t, u.ChatID(), 1, 20*time.Second)
+	if len(msgs) == 0 || !strings.Contains(msgs[0].Text, "job") && !strings.Contains(msgs[0].Text, "Job") {
+		t.Fatalf("messages to the engineer = %+v", msgs)
+	}
+	// The row is marked sent just after the message went out.
+	var sent int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND channel = 'telegram'`).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent > 0 {
+			break
+		}
+	}
+	if sent == 0 {
+		t.Fatal("no notification marked sent by telegram")
 	}
 }

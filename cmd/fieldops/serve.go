@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"time"
 
+	tgbot "github.com/go-telegram/bot"
+
 	"github.com/fieldops/fieldops/admin"
+	"github.com/fieldops/fieldops/bot"
 	"github.com/fieldops/fieldops/scheduler"
 	"github.com/fieldops/fieldops/store"
 )
@@ -81,6 +84,25 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	)
 	if err != nil {
 		return err
+	}
+	// Notifications in the outbox go out by Telegram (e-mail for members
+	// without a link) when a bot token is configured. Claims are row locks
+	// with a timeout, so several instances never send one message twice;
+	// Telegram's rate limits are kept per instance until only the polling
+	// leader dispatches.
+	if cfg.Telegram.Enabled() {
+		tg, err := tgbot.New(cfg.Telegram.Token, tgbot.WithServerURL(cfg.Telegram.ServerURL), tgbot.WithSkipGetMe())
+		if err != nil {
+			return fmt.Errorf("telegram: %w", err)
+		}
+		disp := bot.NewDispatcher(store.NewOutbox(db), tg, svc.Mailer, logger.With("component", "dispatcher"))
+		dctx, stopDispatch := context.WithCancel(ctx)
+		dispatched := make(chan struct{})
+		go func() {
+			defer close(dispatched)
+			disp.Run(dctx)
+		}()
+		defer func() { stopDispatch(); <-dispatched }()
 	}
 	// The scheduled work runs in every instance; each slot is claimed in
 	// Postgres, so it runs once. Stopped (and drained) after the server.

@@ -1,0 +1,185 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fieldops/fieldops"
+)
+
+// maxNotificationText keeps notifications short: long messages reach
+// Telegram's flood limits sooner.
+const maxNotificationText = 500
+
+// Render returns the subject (for e-mail) and the plain text of a queued
+// notification, with times shown in loc. Unknown kinds get a generic
+// text. The text is never longer than about 500 characters.
+func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text string) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	p := payload(m.Payload)
+	job := func() string {
+		var b strings.Builder
+		b.WriteString(p.str("title", "Job"))
+		if site := p.str("site", ""); site != "" {
+			b.WriteString(" — " + site)
+		}
+		if w := p.window("scheduled_start", "scheduled_end", loc); w != "" {
+			b.WriteString(", " + w)
+		}
+		return b.String()
+	}
+	switch m.Kind {
+	case "job.assigned":
+		subject, text = "New job", "New job: "+job()+"."
+	case "job.unassigned":
+		subject, text = "Job removed", "You are no longer on this job: "+job()+"."
+	case "job.rescheduled":
+		subject, text = "Job rescheduled", "Job rescheduled: "+job()+"."
+	case "job.changed":
+		subject, text = "Job changed", "Job updated: "+job()+". Open it for the details."
+	case "job.cancelled":
+		subject, text = "Job cancelled", "Job cancelled: "+job()+"."
+		if d, _ := m.Payload["deleted"].(bool); d {
+			text = "Job deleted: " + job() + "."
+		}
+		if ch, ok := m.Payload["changes"].(map[string]any); ok {
+			if d, _ := ch["deleted"].(bool); d {
+				text = "Job deleted: " + job() + "."
+			}
+		}
+	case "job.primary_changed":
+		subject, text = "Primary engineer changed", "The primary engineer changed on: "+job()+"."
+	case "job.reminder":
+		subject, text = "Job reminder", "Reminder: "+job()+"."
+	case "agenda.morning":
+		subject = "Your jobs today"
+		var b strings.Builder
+		b.WriteString("Your jobs today")
+		if d := p.str("date", ""); d != "" {
+			b.WriteString(" (" + d + ")")
+		}
+		b.WriteString(":")
+		jobs, _ := m.Payload["jobs"].([]any)
+		if len(jobs) == 0 {
+			b.WriteString(" none.")
+		}
+		for _, j := range jobs {
+			jm, _ := j.(map[string]any)
+			jp := payload(jm)
+			line := "\n• " + jp.window("scheduled_start", "scheduled_end", loc) + " " + jp.str("title", "Job")
+			if s := jp.str("site", ""); s != "" {
+				line += " — " + s
+			}
+			b.WriteString(line)
+		}
+		text = b.String()
+	case "alert.no_show":
+		subject, text = "No-show", "No one has checked in to: "+job()+"."
+	case "alert.forgotten_check_out":
+		subject = "Check-out missing"
+		who := p.str("engineer", "An engineer")
+		if own, _ := m.Payload["own"].(bool); own {
+			who = "You"
+		}
+		text = fmt.Sprintf("%s checked in to %s at %s and did not check out.", who, p.str("title", "a job"), p.clock("check_in_at", loc))
+	case "defect.c1":
+		subject = "C1 defect: danger present"
+		text = fmt.Sprintf("C1 defect (danger present) on %s: %s", job(), p.str("description", "see the job"))
+	case "defect.remedial_due", "defect.remedial_overdue":
+		subject = "Remedial work due"
+		if m.Kind == "defect.remedial_overdue" {
+			subject = "Remedial work overdue"
+		}
+		text = fmt.Sprintf("%s: %s defect at %s — %s (due %s).", subject, p.str("code", ""), p.str("site", "a site"),
+			p.str("description", ""), p.str("remedial_due", "?"))
+	case "site.inspection_due":
+		subject = "Inspection due"
+		text = fmt.Sprintf("Inspection due at %s on %s.", p.str("site", "a site"), p.str("next_inspection_due", "?"))
+	case "certificate.submitted":
+		subject, text = "Certificate to approve", "A certificate is waiting for approval: "+job()+"."
+	case "certificate.approved":
+		subject, text = "Certificate approved", "A certificate was approved and can be issued: "+job()+"."
+	case "invitation.expired":
+		subject = "Invitation expired"
+		text = fmt.Sprintf("Your invitation to %s expired. Send a new one from the team page.", p.str("email", "a new member"))
+	case "digest.owner":
+		subject, text = "Daily digest", "Your daily digest is ready in the admin panel."
+	case "alert.audit_chain_broken":
+		subject, text = "Audit log check failed", "The audit log check found a problem. Look at the audit page in the admin panel."
+	default:
+		subject = "Notification"
+		text = "fieldops: " + strings.ReplaceAll(m.Kind, "_", " ")
+		if t := p.str("title", ""); t != "" {
+			text += " — " + job()
+		}
+		text += ". Open fieldops for the details."
+	}
+	return subject, truncate(text, maxNotificationText)
+}
+
+type payload map[string]any
+
+func (p payload) str(k, def string) string {
+	switch v := p[k].(type) {
+	case string:
+		if v != "" {
+			return v
+		}
+	case float64:
+		return fmt.Sprint(v)
+	case nil:
+	default:
+		return fmt.Sprint(v)
+	}
+	return def
+}
+
+func (p payload) time(k string) (time.Time, bool) {
+	switch v := p[k].(type) {
+	case time.Time:
+		return v, true
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		return t, err == nil
+	}
+	return time.Time{}, false
+}
+
+func (p payload) clock(k string, loc *time.Location) string {
+	t, ok := p.time(k)
+	if !ok {
+		return "?"
+	}
+	return t.In(loc).Format("Mon 15:04")
+}
+
+// window formats a start and end as "Mon 2 Dec 09:00–12:00".
+func (p payload) window(startKey, endKey string, loc *time.Location) string {
+	s, ok := p.time(startKey)
+	if !ok {
+		return ""
+	}
+	s = s.In(loc)
+	out := s.Format("Mon 2 Jan 15:04")
+	if e, ok := p.time(endKey); ok {
+		e = e.In(loc)
+		if e.YearDay() == s.YearDay() && e.Year() == s.Year() {
+			out += "–" + e.Format("15:04")
+		} else {
+			out += " – " + e.Format("Mon 2 Jan 15:04")
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
