@@ -203,10 +203,14 @@ func TestDispatchTelegramAndEmail(t *testing.T) {
 		t.Fatalf("claimed %d, want 2", n)
 	}
 	msgs := f.srv.WaitSent(t, alice.ChatID(), 1, 5*time.Second)
-	if want := "New job: EICR — 1 Deansgate, Manchester, Tue 1 Dec 09:00–12:00."; msgs[0].Text != want {
+	// The first engineer assigned is the primary, and is told so.
+	if want := "New job: EICR — 1 Deansgate, Manchester, Tue 1 Dec 09:00–12:00. You are the primary engineer."; msgs[0].Text != want {
 		t.Fatalf("text = %q, want %q", msgs[0].Text, want)
 	}
 	mail := f.mailer.Mail()
+	if len(mail) == 1 && strings.Contains(mail[0].Text, "primary") {
+		t.Fatalf("the second engineer is told they are primary: %q", mail[0].Text)
+	}
 	if len(mail) != 1 || !strings.HasPrefix(mail[0].To, "eng") || !strings.Contains(mail[0].Text, "New job: EICR") || mail[0].Subject != "fieldops: New job" {
 		t.Fatalf("mail = %+v", mail)
 	}

@@ -35,6 +35,9 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 	switch m.Kind {
 	case "job.assigned":
 		subject, text = "New job", "New job: "+job()+"."
+		if p, _ := m.Payload["primary"].(bool); p {
+			text += " You are the primary engineer."
+		}
 	case "job.unassigned":
 		subject, text = "Job removed", "You are no longer on this job: "+job()+"."
 	case "job.rescheduled":
@@ -53,6 +56,9 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 		}
 	case "job.primary_changed":
 		subject, text = "Primary engineer changed", "The primary engineer changed on: "+job()+"."
+		if p, _ := m.Payload["primary"].(bool); p {
+			text += " You are now the primary engineer."
+		}
 	case "job.reminder":
 		subject, text = "Job reminder", "Reminder: "+job()+"."
 	case "agenda.morning":

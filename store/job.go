@@ -454,6 +454,11 @@ func (s *JobService) assign(ctx context.Context, tx pgx.Tx, acc *access, j *fiel
 		changes: map[string]any{"engineers": change{From: toList(before), To: toList(after)}}}); err != nil {
 		return err
 	}
+	// The notices describe the job as it now is: who is primary.
+	j.Engineers = j.Engineers[:0]
+	for _, a := range as {
+		j.Engineers = append(j.Engineers, fieldops.JobEngineer{UserID: a.UserID, Primary: a.Primary})
+	}
 	if err := notifyEngineers(ctx, tx, j, added, "job.assigned", nil); err != nil {
 		return err
 	}
@@ -512,9 +517,11 @@ func engineerIDs(j *fieldops.Job) []int64 {
 // caller's transaction. The dispatcher sends it by Telegram, or by e-mail
 // to members without a Telegram link.
 func notifyEngineers(ctx context.Context, tx pgx.Tx, j *fieldops.Job, userIDs []int64, kind string, changes map[string]any) error {
+	primary, _ := j.Primary()
 	for _, uid := range userIDs {
 		payload := map[string]any{"job_id": j.ID, "title": j.Title, "site": j.SiteAddress,
-			"scheduled_start": j.ScheduledStart.UTC(), "scheduled_end": j.ScheduledEnd.UTC()}
+			"scheduled_start": j.ScheduledStart.UTC(), "scheduled_end": j.ScheduledEnd.UTC(),
+			"primary": uid == primary.UserID}
 		if changes != nil {
 			payload["changes"] = changes
 		}
