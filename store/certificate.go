@@ -414,14 +414,12 @@ func holders(ctx context.Context, tx pgx.Tx, acc *access, f fieldops.Flag, j *fi
 // prefix:user so that the same alert is never queued twice.
 func notifyMembers(ctx context.Context, tx pgx.Tx, orgID int64, userIDs []int64, kind string, payload map[string]any, dedupe string) error {
 	for _, uid := range userIDs {
-		var key *string
+		key := ""
 		if dedupe != "" {
-			k := fmt.Sprintf("%s:%d", dedupe, uid)
-			key = &k
+			key = fmt.Sprintf("%s:%d", dedupe, uid)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO notifications (org_id, user_id, channel, kind, payload, dedupe_key) VALUES ($1, $2, 'telegram', $3, $4, $5)
-			ON CONFLICT ON CONSTRAINT notifications_org_dedupe_key DO NOTHING`, orgID, uid, kind, payload, key); err != nil {
-			return fmt.Errorf("notify %s: %w", kind, err)
+		if _, err := notify(ctx, tx, orgID, uid, kind, key, payload, time.Time{}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -525,9 +525,8 @@ func notifyEngineers(ctx context.Context, tx pgx.Tx, j *fieldops.Job, userIDs []
 		if changes != nil {
 			payload["changes"] = changes
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO notifications (org_id, user_id, channel, kind, payload) VALUES ($1, $2, 'telegram', $3, $4)`,
-			j.OrgID, uid, kind, payload); err != nil {
-			return fmt.Errorf("notify %s: %w", kind, err)
+		if _, err := notify(ctx, tx, j.OrgID, uid, kind, "", payload, time.Time{}); err != nil {
+			return err
 		}
 	}
 	return nil

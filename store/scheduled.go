@@ -148,17 +148,20 @@ func localDay(t time.Time, loc *time.Location) (start, end time.Time) {
 	return start, start.AddDate(0, 0, 1)
 }
 
-// notify queues one message for a member unless a message with the same
-// dedupe key exists, by Telegram when the member has an active link and
-// by e-mail otherwise. It reports whether a row was written.
+// notify queues one message for a member in the caller's transaction,
+// unless a message with the same dedupe key (if any) exists; it is the one
+// writer of the outbox. Rows are addressed to Telegram: the dispatcher
+// decides at send time, and sends by e-mail to a member who has no active
+// link then. It reports whether a row was written.
 func notify(ctx context.Context, tx pgx.Tx, orgID, userID int64, kind, dedupe string, payload map[string]any, at time.Time) (bool, error) {
+	var when *time.Time
+	if !at.IsZero() {
+		when = &at
+	}
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO notifications (org_id, user_id, channel, kind, payload, dedupe_key, created_at, not_before)
-		SELECT $1, $2,
-		       CASE WHEN EXISTS (SELECT 1 FROM telegram_links l WHERE l.org_id = $1 AND l.user_id = $2 AND l.active AND l.blocked_at IS NULL)
-		            THEN 'telegram' ELSE 'email' END,
-		       $3, $4, $5, $6, $6
-		ON CONFLICT (org_id, dedupe_key) DO NOTHING`, orgID, userID, kind, payload, dedupe, at)
+		VALUES ($1, $2, 'telegram', $3, $4, NULLIF($5, ''), COALESCE($6, now()), COALESCE($6, now()))
+		ON CONFLICT (org_id, dedupe_key) DO NOTHING`, orgID, userID, kind, payload, dedupe, when)
 	if err != nil {
 		return false, fmt.Errorf("notify %s: %w", kind, err)
 	}
