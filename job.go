@@ -178,6 +178,7 @@ type JobFilter struct {
 	CustomerID int64
 	SiteID     int64
 	EngineerID int64
+	Unassigned bool      // only jobs with no engineer
 	From       time.Time // scheduled start at or after
 	To         time.Time // scheduled start before
 	After      string
@@ -193,6 +194,9 @@ func (f *JobFilter) Validate() error {
 		if err := checkJobType(f.Type); err != nil {
 			return err
 		}
+	}
+	if f.Unassigned && f.EngineerID != 0 {
+		return Invalid("engineer_id", "Choose either an engineer or unassigned jobs, not both.")
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
 		return Invalid("to", "The end of the date range must be after its start.")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fieldops/fieldops"
 	"github.com/fieldops/fieldops/admin"
+	"github.com/fieldops/fieldops/bot/telegramtest"
 	"github.com/fieldops/fieldops/store"
 	"github.com/fieldops/fieldops/store/storetest"
 )
@@ -35,9 +36,15 @@ type app struct {
 	orgs     *store.OrganisationService
 	members  *store.MemberService
 	invites  *store.InvitationService
-	srv      *httptest.Server
-	mail     *mailbox
+	telegram *store.TelegramService
+	// tg, when set before withServer, is the local Bot API server the
+	// panel's sandbox chats through.
+	tg   *telegramtest.Server
+	srv  *httptest.Server
+	mail *mailbox
 }
+
+const testBotUsername = "fieldops_test_bot"
 
 var totpKey = []byte("0123456789abcdef0123456789abcdef")
 
@@ -54,6 +61,7 @@ func newApp(t testing.TB) *app {
 	}
 	a.members.Sessions = a.sessions
 	a.invites = store.NewInvitationService(db, a.sessions)
+	a.telegram = store.NewTelegramService(db, a.sessions, testBotUsername)
 	return a.withServer(t, a.sessions, a.auth)
 }
 
@@ -63,6 +71,10 @@ func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *sto
 	t.Helper()
 	b := *a
 	b.sessions, b.auth = sessions, auth
+	opt := admin.Options{SecureCookies: true, BaseURL: "https://fieldops.example"}
+	if a.tg != nil {
+		opt.Sandbox = a.tg.Sandbox()
+	}
 	s, err := admin.NewServer(nil, admin.Services{
 		Sessions: sessions, Auth: auth, Orgs: a.orgs, Members: a.members, Jobs: store.NewJobService(a.db),
 		Customers: store.NewCustomerService(a.db), Sites: store.NewSiteService(a.db), Capacity: store.NewCapacityService(a.db),
@@ -70,7 +82,8 @@ func (a *app) withServer(t testing.TB, sessions *store.SessionService, auth *sto
 		Tokens: store.NewAPITokenService(a.db, sessions), Mailer: a.mail,
 		Certificates: store.NewCertificateService(a.db), Defects: store.NewDefectService(a.db),
 		Evidence: store.NewJobEvidenceService(a.db),
-	}, admin.Options{SecureCookies: true, BaseURL: "https://fieldops.example"})
+		Telegram: store.NewTelegramService(a.db, sessions, testBotUsername),
+	}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fieldops/fieldops"
+	"github.com/fieldops/fieldops/bot/telegramtest"
 )
 
 // route is one page or action with the flag that decides it.
@@ -43,6 +44,21 @@ func routes() []route {
 		{"APIMe", "GET", func(*org) string { return "/api/v1/me" }, nil, anyone, 200},
 		{"APIMembers", "GET", func(*org) string { return "/api/v1/members" }, nil, fieldops.FlagTeamView, 200},
 		{"APISessionsAll", "GET", func(*org) string { return "/api/v1/sessions?all=1" }, nil, fieldops.FlagSessionViewAll, 200},
+		{"Telegram", "GET", func(*org) string { return "/telegram" }, nil, anyone, 200},
+		{"TelegramLink", "POST", func(*org) string { return "/telegram/link" }, url0, anyone, 200},
+		{"TelegramUnlink", "POST", func(*org) string { return "/telegram/unlink" }, url0, anyone, 303},
+		{"MemberTelegramUnlink", "POST", func(o *org) string { return "/team/" + target(o) + "/telegram/unlink" }, url0, fieldops.FlagSessionRevokeAll, 303},
+		{"Sandbox", "GET", func(*org) string { return "/sandbox" }, nil, fieldops.FlagSettingsEdit, 200},
+		{"SandboxStart", "POST", func(*org) string { return "/sandbox/start" }, func(*org) url.Values { return url.Values{"token": {"not-a-real-token"}} }, anyone, 303},
+		{"SandboxChat", "GET", func(o *org) string { return "/sandbox/" + target(o) }, nil, fieldops.FlagSettingsEdit, 200},
+		{"SandboxHistory", "GET", func(o *org) string { return "/sandbox/" + target(o) + "/history" }, nil, fieldops.FlagSettingsEdit, 200},
+		{"SandboxText", "POST", func(o *org) string { return "/sandbox/" + target(o) + "/text" }, func(*org) url.Values { return url.Values{"text": {"hello"}} }, fieldops.FlagSettingsEdit, 303},
+		{"SandboxLocation", "POST", func(o *org) string { return "/sandbox/" + target(o) + "/location" },
+			func(*org) url.Values { return url.Values{"lat": {"51.5"}, "lng": {"-0.12"}, "accuracy": {"12"}} }, fieldops.FlagSettingsEdit, 303},
+		{"SandboxPress", "POST", func(o *org) string { return "/sandbox/" + target(o) + "/press" }, nil, fieldops.FlagSettingsEdit, 303},
+		// Without a file the upload is refused as invalid, after the
+		// permission check; sandbox_test sends real photos.
+		{"SandboxPhoto", "POST", func(o *org) string { return "/sandbox/" + target(o) + "/photo" }, url0, fieldops.FlagSettingsEdit, 422},
 		{"Invite", "POST", func(*org) string { return "/team/invitations" },
 			func(o *org) url.Values {
 				return url.Values{"email": {fmt.Sprintf("new%d@example.co.uk", o.id)}, "role": {"engineer"}}
@@ -59,11 +75,31 @@ func routes() []route {
 
 func url0(*org) url.Values { return url.Values{} }
 
+// prepare readies the organisation for a route just before it runs as
+// role; a form it returns replaces the route's.
+var prepare = map[string]func(t *testing.T, a *app, o *org, role fieldops.Role) url.Values{
+	"TelegramUnlink": func(t *testing.T, a *app, o *org, role fieldops.Role) url.Values {
+		a.mustLinkTelegram(t, o.id, o.user[role], 900_000_000+o.user[role])
+		return nil
+	},
+	"MemberTelegramUnlink": func(t *testing.T, a *app, o *org, _ fieldops.Role) url.Values {
+		target := o.user[fieldops.RoleReadOnly]
+		a.mustLinkTelegram(t, o.id, target, 900_000_000+target)
+		return nil
+	},
+	"SandboxPress": func(t *testing.T, a *app, o *org, _ fieldops.Role) url.Values {
+		id := botSay(t, a.tg, sandboxID(o.user[fieldops.RoleReadOnly]), "Job at 10:00", "Check in", "job:checkin:1")
+		return url.Values{"message": {fmt.Sprint(id)}, "data": {"job:checkin:1"}}
+	},
+}
+
 // TestRoutesByRole runs every route as every role: allowed exactly when
 // the role's grants hold the flag, refused with 403 otherwise.
 func TestRoutesByRole(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
+	a.tg = telegramtest.New(t, telegramtest.WithoutLimits())
+	a = a.withServer(t, a.sessions, a.auth) // with the sandbox
 	for _, role := range fieldops.AllRoles() {
 		t.Run(role.String(), func(t *testing.T) {
 			o := a.mustOrg(t)
@@ -80,6 +116,11 @@ func TestRoutesByRole(t *testing.T) {
 				var form url.Values
 				if rt.form != nil {
 					form = rt.form(o)
+				}
+				if p := prepare[rt.name]; p != nil {
+					if f := p(t, a, o, role); f != nil {
+						form = f
+					}
 				}
 				code, body, resp := a.do(t, o.client[role], rt.method, rt.path(o), form)
 				if code != want {

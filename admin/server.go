@@ -8,6 +8,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -47,6 +48,9 @@ type Services struct {
 	Certificates fieldops.CertificateService
 	Defects      fieldops.DefectService
 	Evidence     fieldops.JobEvidenceService // time on site, photos and notes; may be nil
+	// Telegram may be nil: the Telegram page, its links and the team
+	// page's Unlink are then left out.
+	Telegram fieldops.TelegramService
 }
 
 // Options are the panel's settings.
@@ -59,6 +63,10 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed.
 	TrustedProxies []netip.Prefix
+	// Sandbox, when set, is the local stand-in for Telegram that serve
+	// runs when no bot token is configured: the panel then has a Sandbox
+	// page to chat with the bot as a member. Nil: no such page.
+	Sandbox fieldops.Sandbox
 }
 
 // Server is the HTTP side of fieldops.
@@ -84,6 +92,9 @@ func NewServer(logger *slog.Logger, svc Services, opt Options, checks ...Check) 
 	s := &Server{logger: logger, svc: svc, opt: opt, checks: checks, mux: http.NewServeMux(), CheckTimeout: time.Second, Now: time.Now}
 	pages, err := parsePages()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.parseOptional(pages); err != nil {
 		return nil, err
 	}
 	s.pages = pages
@@ -160,12 +171,50 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /schedule", s.signedIn(s.handleSchedule, 0))
 	s.mux.Handle("GET /capacity/free", s.signedIn(s.handleCapacityFree, 0))
 	s.mux.Handle("POST /account/tokens", s.signedIn(s.handleTokenCreate, 0))
+	if s.svc.Telegram != nil {
+		s.mux.Handle("GET /telegram", s.signedIn(s.handleTelegram, 0))
+		s.mux.Handle("POST /telegram/link", s.signedIn(s.handleTelegramLink, 0))
+		s.mux.Handle("POST /telegram/unlink", s.signedIn(s.handleTelegramUnlink, 0))
+		s.mux.Handle("POST /team/{id}/telegram/unlink", s.signedIn(s.handleMemberTelegramUnlink, 0))
+	}
+	if s.opt.Sandbox != nil {
+		s.mux.Handle("GET /sandbox", s.signedIn(s.handleSandbox, 0))
+		s.mux.Handle("POST /sandbox/start", s.signedIn(s.handleSandboxStart, 0))
+		s.mux.Handle("GET /sandbox/{id}", s.signedIn(s.handleSandboxChat, 0))
+		s.mux.Handle("GET /sandbox/{id}/history", s.signedIn(s.handleSandboxHistory, 0))
+		s.mux.Handle("POST /sandbox/{id}/text", s.signedIn(s.handleSandboxText, 0))
+		s.mux.Handle("POST /sandbox/{id}/location", s.signedIn(s.handleSandboxLocation, 0))
+		s.mux.Handle("POST /sandbox/{id}/photo", s.signedIn(s.handleSandboxPhoto, 0))
+		s.mux.Handle("POST /sandbox/{id}/press", s.signedIn(s.handleSandboxPress, 0))
+	}
 
 	// JSON API for integrations: a personal API token as Bearer, or the
 	// session cookie.
 	s.mux.Handle("GET /api/v1/me", s.apiAuth(s.handleAPIMe))
 	s.mux.Handle("GET /api/v1/members", s.apiAuth(s.handleAPIMembers))
 	s.mux.Handle("GET /api/v1/sessions", s.apiAuth(s.handleAPISessions))
+}
+
+// parseOptional adds to every page the parts that exist only with an
+// optional service. The layout defines each part as empty; the files in
+// templates/optional redefine them (html/template allows it before the
+// first execution), so a page never shows a link to a missing route.
+func (s *Server) parseOptional(pages map[string]*pageTemplate) error {
+	var files []string
+	if s.svc.Telegram != nil {
+		files = append(files, "templates/optional/with_telegram.html")
+	}
+	if s.opt.Sandbox != nil {
+		files = append(files, "templates/optional/with_sandbox.html")
+	}
+	for name, p := range pages {
+		for _, f := range files {
+			if _, err := p.t.ParseFS(assets, f); err != nil {
+				return fmt.Errorf("template %s with %s: %w", name, f, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Handler returns the server's handler with its middleware: security

@@ -9,16 +9,16 @@ import (
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
-	"golang.org/x/time/rate"
 
 	"github.com/fieldops/fieldops"
 )
 
 // Dispatcher sends the queued notifications: by Telegram to members with
 // an active link, by e-mail to the others and to e-mail-only rows. It
-// keeps within Telegram's flood limits by construction: a global token
-// bucket (25/s, burst 5, so at most 30 in any second) and one per chat
-// (1/s, burst 1). The limiters live in this process, which is exact
+// keeps within Telegram's flood limits by construction (see limits: a
+// global token bucket of 25/s with a burst of 5, one send a second per
+// chat, 20 a minute per group), with limiters that a Bot shares with its
+// answers to updates. The limiters live in this process, which is exact
 // because only one dispatcher runs (the caller holds leadership).
 //
 // A 429 pauses every send for retry_after and the message is retried; a
@@ -40,13 +40,9 @@ type Dispatcher struct {
 	backoff     time.Duration
 	maxBackoff  time.Duration
 	loc         *time.Location
-	limits      bool
-
-	global  *rate.Limiter
-	chatR   rate.Limit
-	mu      sync.Mutex
-	chats   map[int64]*rate.Limiter
-	pauseTo time.Time // no Telegram sends before this (wall clock)
+	noLimits    bool
+	lim         *limits           // shared with the Bot's answers when it made the dispatcher
+	step        func(step string) // test hook (Options.OnStep)
 
 	tooMany atomic.Int64
 	sent    atomic.Int64
@@ -92,14 +88,14 @@ func WithBackoff(first, limit time.Duration) DispatchOption {
 func WithLocation(loc *time.Location) DispatchOption { return func(d *Dispatcher) { d.loc = loc } }
 
 // WithoutRateLimits turns the limiters off (tests that want 429s).
-func WithoutRateLimits() DispatchOption { return func(d *Dispatcher) { d.limits = false } }
+func WithoutRateLimits() DispatchOption { return func(d *Dispatcher) { d.noLimits = true } }
 
-// Telegram's limits as the dispatcher applies them, per time unit.
-const (
-	globalRate  = 25
-	globalBurst = 5
-	chatRate    = 1
-)
+// withLimits makes the dispatcher use limiters shared with other senders.
+func withLimits(l *limits) DispatchOption { return func(d *Dispatcher) { d.lim = l } }
+
+// withStepHook sets the hook called at "dispatch.claimed" (after a claim,
+// before sending) and "dispatch.sent" (after a send, before recording it).
+func withStepHook(fn func(step string)) DispatchOption { return func(d *Dispatcher) { d.step = fn } }
 
 // NewDispatcher returns a dispatcher reading outbox and sending through
 // tg and mailer (nil when e-mail is not configured).
@@ -109,7 +105,7 @@ func NewDispatcher(outbox fieldops.Outbox, tg *tgbot.Bot, mailer fieldops.Mailer
 	}
 	d := &Dispatcher{outbox: outbox, tg: tg, mailer: mailer, log: logger,
 		now: time.Now, unit: time.Second, batch: 100, poll: time.Second, maxAttempts: 8,
-		backoff: time.Second, maxBackoff: 10 * time.Minute, limits: true, chats: map[int64]*rate.Limiter{}}
+		backoff: time.Second, maxBackoff: 10 * time.Minute}
 	if loc, err := time.LoadLocation("Europe/London"); err == nil {
 		d.loc = loc
 	} else {
@@ -118,9 +114,9 @@ func NewDispatcher(outbox fieldops.Outbox, tg *tgbot.Bot, mailer fieldops.Mailer
 	for _, o := range opts {
 		o(d)
 	}
-	per := func(n float64) rate.Limit { return rate.Limit(n * float64(time.Second) / float64(d.unit)) }
-	d.global = rate.NewLimiter(per(globalRate), globalBurst)
-	d.chatR = per(chatRate)
+	if d.lim == nil {
+		d.lim = newLimits(d.unit, !d.noLimits)
+	}
 	return d
 }
 
@@ -162,7 +158,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	d.pruneChats()
+	d.onStep("dispatch.claimed")
 	var (
 		byChat = map[int64][]*fieldops.OutboundMessage{}
 		order  []int64
@@ -203,11 +199,11 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 
 func (d *Dispatcher) sendTelegram(ctx context.Context, m *fieldops.OutboundMessage) {
 	_, text := Render(m, d.loc)
-	if err := d.waitTurn(ctx, m.ChatID); err != nil {
+	if err := d.lim.acquire(ctx, m.ChatID); err != nil {
 		return
 	}
 	_, err := d.tg.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: m.ChatID, Text: text})
-	d.sentTo(m.ChatID)
+	d.lim.release(m.ChatID)
 	if ctx.Err() != nil && err != nil {
 		return // shutting down: the claim expires and the message comes back
 	}
@@ -215,11 +211,12 @@ func (d *Dispatcher) sendTelegram(ctx context.Context, m *fieldops.OutboundMessa
 	switch {
 	case err == nil:
 		d.sent.Add(1)
+		d.onStep("dispatch.sent")
 		d.mark(ctx, m, d.outbox.MarkSent(context.WithoutCancel(ctx), m.ID, fieldops.ViaTelegram, d.now()))
 	case errors.As(err, &tooMany):
 		d.tooMany.Add(1)
-		wait := time.Duration(max(tooMany.RetryAfter, 1)) * d.unit
-		d.pause(wait)
+		wait := d.lim.retryAfter(tooMany.RetryAfter)
+		d.lim.pause(wait)
 		d.log.Warn("telegram 429: pausing all sends", "retry_after", tooMany.RetryAfter, "notification", m.ID)
 		d.mark(ctx, m, d.outbox.MarkRetry(context.WithoutCancel(ctx), m.ID, err.Error(), d.now().Add(wait)))
 	case errors.Is(err, tgbot.ErrorForbidden):
@@ -261,6 +258,7 @@ func (d *Dispatcher) sendEmail(ctx context.Context, m *fieldops.OutboundMessage,
 		return
 	}
 	d.sent.Add(1)
+	d.onStep("dispatch.sent")
 	d.mark(ctx, m, d.outbox.MarkSent(context.WithoutCancel(ctx), m.ID, fieldops.ViaEmail, d.now()))
 }
 
@@ -295,106 +293,13 @@ func (d *Dispatcher) mark(_ context.Context, m *fieldops.OutboundMessage, err er
 	}
 }
 
-// waitTurn waits for a global pause to end, then for the chat's and the
-// global token bucket.
-func (d *Dispatcher) waitTurn(ctx context.Context, chat int64) error {
-	for {
-		if err := d.waitPause(ctx); err != nil {
-			return err
-		}
-		if !d.limits {
-			return nil
-		}
-		lim := d.chatLimiter(chat)
-		// The chat's token is taken when a send completes (sentTo), so
-		// the gap Telegram sees is at least the interval whatever the
-		// latency.
-		if t := lim.Tokens(); t < 1 {
-			if err := sleep(ctx, time.Duration((1-t)/float64(d.chatR)*float64(time.Second))+time.Millisecond); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := d.global.Wait(ctx); err != nil {
-			return err
-		}
-		if d.paused() {
-			continue // a 429 arrived while waiting
-		}
-		return nil
+func (d *Dispatcher) onStep(step string) {
+	if d.step != nil {
+		d.step(step)
 	}
 }
 
-// sentTo takes the chat's token at the end of a send.
-func (d *Dispatcher) sentTo(chat int64) {
-	if !d.limits {
-		return
-	}
-	lim := d.chatLimiter(chat)
-	if !lim.Allow() {
-		// Cannot happen with one sender per chat; keep the gap anyway.
-		d.mu.Lock()
-		d.chats[chat] = rate.NewLimiter(d.chatR, 1)
-		d.chats[chat].Allow()
-		d.mu.Unlock()
-	}
-}
-
-func (d *Dispatcher) chatLimiter(chat int64) *rate.Limiter {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	lim, ok := d.chats[chat]
-	if !ok {
-		lim = rate.NewLimiter(d.chatR, 1)
-		d.chats[chat] = lim
-	}
-	return lim
-}
-
-// pruneChats drops the limiters of chats whose bucket is full again: they
-// would behave as new ones.
-func (d *Dispatcher) pruneChats() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.chats) < 10000 {
-		return
-	}
-	now := time.Now()
-	for id, lim := range d.chats {
-		if lim.TokensAt(now) >= 1 {
-			delete(d.chats, id)
-		}
-	}
-}
-
-func (d *Dispatcher) pause(wait time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if until := time.Now().Add(wait); until.After(d.pauseTo) {
-		d.pauseTo = until
-	}
-}
-
-func (d *Dispatcher) paused() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return time.Now().Before(d.pauseTo)
-}
-
-func (d *Dispatcher) waitPause(ctx context.Context) error {
-	for {
-		d.mu.Lock()
-		wait := time.Until(d.pauseTo)
-		d.mu.Unlock()
-		if wait <= 0 {
-			return nil
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-	}
-}
-
+// sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

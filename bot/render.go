@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -114,6 +115,17 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 		text = fmt.Sprintf("Your invitation to %s expired. Send a new one from the team page.", p.str("email", "a new member"))
 	case "digest.owner":
 		subject, text = "Daily digest", "Your daily digest is ready in the admin panel."
+	case "alert.location_flagged":
+		subject = "Check-in needs a look"
+		event := "checked in to"
+		if p.str("event", "") == "check_out" {
+			subject, event = "Check-out needs a look", "checked out of"
+		}
+		text = fmt.Sprintf("%s %s %s: %s.", p.str("engineer", "An engineer"), event, job(), locationFlags(m.Payload))
+	case "alert.update_set_aside":
+		subject = "A bot message could not be handled"
+		text = fmt.Sprintf("A Telegram message (update %s) failed several times and was set aside: %s. Nothing from it was applied; ask the sender to try again.",
+			p.str("update_id", "?"), p.str("error", "an internal error"))
 	case "alert.audit_chain_broken":
 		subject, text = "Audit log check failed", "The audit log check found a problem. Look at the audit page in the admin panel."
 	default:
@@ -127,6 +139,46 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 	return subject, truncate(text, maxNotificationText)
 }
 
+// locationFlags says in words why location evidence needs a look.
+func locationFlags(p map[string]any) string {
+	flags, _ := p["flags"].([]any)
+	var out []string
+	for _, f := range flags {
+		switch f {
+		case fieldops.LocationOffSite:
+			if d, ok := p["distance_m"].(float64); ok {
+				out = append(out, fmt.Sprintf("%s from the site", metres(d)))
+			} else {
+				out = append(out, "away from the site")
+			}
+		case fieldops.LocationForwarded:
+			out = append(out, "a forwarded location")
+		case fieldops.LocationStale:
+			out = append(out, "an old location")
+		case fieldops.LocationPoorAccuracy:
+			if a, ok := p["accuracy_m"].(float64); ok {
+				out = append(out, fmt.Sprintf("poor accuracy (±%s)", metres(a)))
+			} else {
+				out = append(out, "poor accuracy")
+			}
+		case fieldops.LocationVenue:
+			out = append(out, "a place picked from a list, not GPS")
+		}
+	}
+	if len(out) == 0 {
+		return "see the job"
+	}
+	return strings.Join(out, ", ")
+}
+
+// metres writes a distance for people: 35 m, 1.2 km.
+func metres(d float64) string {
+	if d >= 1000 {
+		return fmt.Sprintf("%.1f km", d/1000)
+	}
+	return fmt.Sprintf("%.0f m", d)
+}
+
 type payload map[string]any
 
 func (p payload) str(k, def string) string {
@@ -136,7 +188,7 @@ func (p payload) str(k, def string) string {
 			return v
 		}
 	case float64:
-		return fmt.Sprint(v)
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	case nil:
 	default:
 		return fmt.Sprint(v)

@@ -65,7 +65,36 @@ func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Microsecond)
 // inTx runs fn in a transaction and commits when it returns nil. Errors
 // from Postgres are translated into domain errors.
 func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, db.pool, fn)
+	var err error
+	if outer, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		// Inside a unit of work (WithinTx): a savepoint, so that a refusal
+		// undoes only this call and the caller can still commit the rest.
+		err = pgx.BeginFunc(ctx, outer, fn)
+	} else {
+		err = pgx.BeginFunc(ctx, db.pool, fn)
+	}
+	if err == nil {
+		return nil
+	}
+	return translate(err)
+}
+
+// txKey carries a unit of work's transaction in a context.
+type txKey struct{}
+
+// WithinTx runs fn in one transaction carried in its context: every
+// service of this package called with that context writes in it (each
+// call in a savepoint), so fn's effects, their audit entries and
+// notifications commit or roll back together with whatever fn's caller
+// adds through tx. The bot uses it to handle an update and mark it done
+// atomically.
+func (db *DB) WithinTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	if _, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return fieldops.Internal(errors.New("WithinTx nested in a unit of work"), "start a unit of work")
+	}
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		return fn(context.WithValue(ctx, txKey{}, tx), tx)
+	})
 	if err == nil {
 		return nil
 	}

@@ -163,6 +163,9 @@ func (s *JobService) FindJobs(ctx context.Context, f fieldops.JobFilter) ([]*fie
 		if f.EngineerID != 0 {
 			add("EXISTS (SELECT 1 FROM job_assignments e WHERE e.job_id = j.id AND e.user_id = $?)", f.EngineerID)
 		}
+		if f.Unassigned {
+			where = append(where, "NOT EXISTS (SELECT 1 FROM job_assignments e WHERE e.job_id = j.id)")
+		}
 		if !f.From.IsZero() {
 			add("j.scheduled_start >= $?", f.From)
 		}

@@ -82,6 +82,8 @@ func TestFindJobs(t *testing.T) {
 		{"Engineer1/Type", engCtx1, fieldops.JobFilter{Type: "eicr"}, []*fieldops.Job{fx, j1, j4}},
 		{"Engineer2/Customer", engCtx2, fieldops.JobFilter{CustomerID: o.customer.ID}, []*fieldops.Job{j2}},
 		{"Status/Scheduled", mgr, fieldops.JobFilter{Status: "scheduled"}, []*fieldops.Job{fx, j1, j2, j4}},
+		{"Manager/Unassigned", mgr, fieldops.JobFilter{Unassigned: true}, []*fieldops.Job{j3}},
+		{"Engineer1/Unassigned", engCtx1, fieldops.JobFilter{Unassigned: true}, nil},
 		{"Status/InProgress", mgr, fieldops.JobFilter{Status: "in_progress"}, []*fieldops.Job{j3}},
 		{"Status/Completed", mgr, fieldops.JobFilter{Status: "completed"}, nil},
 		{"Type/PAT", mgr, fieldops.JobFilter{Type: "pat"}, []*fieldops.Job{j2}},

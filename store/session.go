@@ -298,6 +298,20 @@ func (s *SessionService) drop(ctx context.Context, sess *fieldops.Session, hash 
 	return err
 }
 
+// dropByID deletes a session's keys knowing only its public id and
+// member (an ended Telegram link's session).
+func (s *SessionService) dropByID(ctx context.Context, orgID, userID int64, id string) error {
+	hexHash, err := s.rdb.Get(ctx, sessIDKey(id)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	var hash []byte
+	if h, err := hex.DecodeString(hexHash); err == nil && len(h) > 0 && publicID(h) == id {
+		hash = h
+	}
+	return s.drop(ctx, &fieldops.Session{ID: id, OrgID: orgID, UserID: userID}, hash)
+}
+
 func encodeSession(sess *fieldops.Session) []any {
 	tf := "0"
 	if sess.TwoFactor {
@@ -536,7 +550,11 @@ func (s *SessionService) FindSessions(ctx context.Context, f fieldops.SessionFil
 		if out, err = s.dropRevoked(ctx, tx, acc.OrgID, out); err != nil {
 			return err
 		}
-		out, err = s.addLostAPITokens(ctx, tx, acc.OrgID, f.UserID, now, out)
+		if out, err = s.addLostAPITokens(ctx, tx, acc.OrgID, f.UserID, now, out); err != nil {
+			return err
+		}
+		// Telegram sessions are recorded by their links (telegram.go).
+		out, err = s.addTelegramLinks(ctx, tx, acc.OrgID, f.UserID, now, out)
 		return err
 	})
 	if err != nil {
@@ -788,6 +806,16 @@ func (s *SessionService) RevokeSession(ctx context.Context, id string) error {
 				}
 			}
 		}
+		if sess == nil {
+			// A Telegram session Redis lost is found by its link.
+			links, err := liveLinkSessions(ctx, tx, acc.OrgID, 0, id, s.db.now(), s.TelegramTTL)
+			if err != nil {
+				return err
+			}
+			if len(links) == 1 {
+				sess = links[0]
+			}
+		}
 		if sess == nil || sess.OrgID != acc.OrgID {
 			return notFound("Session")
 		}
@@ -822,6 +850,12 @@ func (s *SessionService) RevokeSession(ctx context.Context, id string) error {
 		if sess.Channel == fieldops.ChannelAPI && hash != nil {
 			if _, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = $3, revoked_by = $4
 				WHERE org_id = $1 AND token_hash = $2 AND revoked_at IS NULL`, acc.OrgID, hash, now, acc.UserID); err != nil {
+				return err
+			}
+		}
+		if sess.Channel == fieldops.ChannelTelegram {
+			// Revoking a Telegram session unlinks its chat.
+			if _, err := endLinks(ctx, tx, linkEnd{orgID: acc.OrgID, sessionID: sess.ID}, now, &acc.UserID, reason, s.TelegramTTL); err != nil {
 				return err
 			}
 		}
@@ -937,8 +971,14 @@ func (s *SessionService) RevokeUserSessions(ctx context.Context, userID int64) e
 		if err != nil {
 			return err
 		}
+		// The member's Telegram chat is unlinked too (telegram.go).
+		links, err := endLinks(ctx, tx, linkEnd{orgID: acc.OrgID, userID: userID}, now, &acc.UserID, "revoked", s.TelegramTTL)
+		if err != nil {
+			return err
+		}
 		return s.db.audit(ctx, tx, acc, entry{action: "session.revoke_all", targetType: "member", targetID: userID,
-			changes: map[string]any{"revoked_before": now.Format(time.RFC3339Nano), "api_tokens_revoked": n}})
+			changes: map[string]any{"revoked_before": now.Format(time.RFC3339Nano), "api_tokens_revoked": n,
+				"telegram_unlinked": len(links) > 0}})
 	})
 	if err != nil {
 		return err
@@ -959,7 +999,11 @@ func (s *SessionService) EndMemberSessions(ctx context.Context, tx pgx.Tx, orgID
 	if err := upsertFloor(ctx, tx, orgID, userID, now); err != nil {
 		return err
 	}
-	_, err := revokeAPITokens(ctx, tx, orgID, userID, now, nil)
+	if _, err := revokeAPITokens(ctx, tx, orgID, userID, now, nil); err != nil {
+		return err
+	}
+	// And the member's Telegram chat is unlinked (telegram.go).
+	_, err := endLinks(ctx, tx, linkEnd{orgID: orgID, userID: userID}, now, nil, "ended", s.TelegramTTL)
 	return err
 }
 

@@ -76,7 +76,7 @@ type RedisConfig struct {
 type TelegramConfig struct {
 	Token             string `yaml:"token" env:"TOKEN"` // secret
 	TokenFile         string `yaml:"token_file" env:"TOKEN_FILE"`
-	ServerURL         string `yaml:"server_url" env:"SERVER_URL"`
+	APIURL            string `yaml:"api_url" env:"API_URL"`
 	Mode              string `yaml:"mode" env:"MODE"`                     // "polling" or "webhook"
 	WebhookSecret     string `yaml:"webhook_secret" env:"WEBHOOK_SECRET"` // secret
 	WebhookSecretFile string `yaml:"webhook_secret_file" env:"WEBHOOK_SECRET_FILE"`
@@ -132,8 +132,8 @@ func DefaultConfig() Config {
 		},
 		Database: DatabaseConfig{MaxConns: 10},
 		Telegram: TelegramConfig{
-			ServerURL: "https://api.telegram.org",
-			Mode:      "polling",
+			APIURL: "https://api.telegram.org",
+			Mode:   "polling",
 		},
 		SMTP: SMTPConfig{
 			Port: 587,
@@ -470,8 +470,8 @@ var (
 func (c TelegramConfig) validate() error {
 	const secretAllowed = "1 to 256 characters of A-Z, a-z, 0-9, _ and -"
 	switch {
-	case !isWebURL(c.ServerURL):
-		return invalid("telegram.server_url", c.ServerURL, "an http:// or https:// URL such as https://api.telegram.org")
+	case !isWebURL(c.APIURL):
+		return invalid("telegram.api_url", c.APIURL, "an http:// or https:// URL such as https://api.telegram.org")
 	case c.Mode != "polling" && c.Mode != "webhook":
 		return invalid("telegram.mode", c.Mode, "polling, webhook")
 	case c.Mode == "webhook" && c.WebhookSecret == "":

@@ -478,9 +478,9 @@ func TestLoadConfig_Err(t *testing.T) {
 			want: []string{"config: redis.url (FIELDOPS_REDIS_URL) is not valid (value hidden): allowed a redis://, rediss:// or unix:// URL"},
 		},
 		{
-			name: "ErrTelegramServerURL",
-			env:  append([]string{"FIELDOPS_TELEGRAM_SERVER_URL=api.telegram.org"}, requiredEnv...),
-			want: []string{`config: telegram.server_url (FIELDOPS_TELEGRAM_SERVER_URL) is "api.telegram.org": allowed an http:// or https:// URL`},
+			name: "ErrTelegramAPIURL",
+			env:  append([]string{"FIELDOPS_TELEGRAM_API_URL=api.telegram.org"}, requiredEnv...),
+			want: []string{`config: telegram.api_url (FIELDOPS_TELEGRAM_API_URL) is "api.telegram.org": allowed an http:// or https:// URL`},
 		},
 		{
 			name: "ErrTelegramMode",

@@ -279,7 +279,7 @@ func TestAuditVerify(t *testing.T) {
 func TestServeDispatchesToTelegram(t *testing.T) {
 	t.Parallel()
 	tg := telegramtest.New(t)
-	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_SERVER_URL="+tg.URL())
+	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_API_URL="+tg.URL())
 	ctx := context.Background()
 	if code, out, errs := run(t, ctx, environ, "demo"); code != 0 {
 		t.Fatalf("demo = %d %q %q", code, out, errs)

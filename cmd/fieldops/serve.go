@@ -7,15 +7,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
-	tgbot "github.com/go-telegram/bot"
-
+	"github.com/fieldops/fieldops"
 	"github.com/fieldops/fieldops/admin"
 	"github.com/fieldops/fieldops/bot"
+	"github.com/fieldops/fieldops/bot/telegramtest"
 	"github.com/fieldops/fieldops/scheduler"
 	"github.com/fieldops/fieldops/store"
 )
+
+// webhookPath is where Telegram posts updates in webhook mode.
+const webhookPath = "/telegram/webhook"
+
+// leaderLockKey is the Postgres advisory lock the bot's leader holds.
+const leaderLockKey int64 = 0x6669656c646f7073 // "fieldops"
 
 // runServe runs the web server until ctx ends (SIGINT or SIGTERM), then
 // shuts down gracefully within http.shutdown_timeout.
@@ -77,33 +84,62 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		}
 		svc.Mailer = mailer
 	}
+	// The bot talks to Telegram when a token is configured; without one,
+	// to a local Bot API server started here, and the admin panel's
+	// Sandbox page chats with it as the team's engineers.
+	tgToken, tgURL, botUsername := cfg.Telegram.Token, cfg.Telegram.APIURL, cfg.Telegram.BotUsername
+	var sandbox fieldops.Sandbox
+	if !cfg.Telegram.Enabled() {
+		tgs, err := telegramtest.Start(telegramtest.WithBotName("fieldops_sandbox_bot", "fieldops"))
+		if err != nil {
+			return fmt.Errorf("sandbox Bot API server: %w", err)
+		}
+		defer tgs.Close()
+		tgToken, tgURL, botUsername = tgs.Token(), tgs.URL(), tgs.Me().Username
+		sandbox = tgs.Sandbox()
+		logger.Info("no telegram.token: the bot talks to the in-process sandbox; open Sandbox in the admin panel", "bot_api", tgURL)
+	}
+	telegram := store.NewTelegramService(db, sessions, botUsername)
+	svc.Telegram = telegram
 	srv, err := admin.NewServer(logger, svc, admin.Options{SecureCookies: cfg.HTTP.SecureCookies, BaseURL: cfg.HTTP.BaseURL,
-		TrustedProxies: cfg.HTTP.TrustedPrefixes()},
+		TrustedProxies: cfg.HTTP.TrustedPrefixes(), Sandbox: sandbox},
 		admin.Check{Name: "postgres", Ping: db.Ping},
 		admin.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	)
 	if err != nil {
 		return err
 	}
-	// Notifications in the outbox go out by Telegram (e-mail for members
-	// without a link) when a bot token is configured. Claims are row locks
-	// with a timeout, so several instances never send one message twice;
-	// Telegram's rate limits are kept per instance until only the polling
-	// leader dispatches.
-	if cfg.Telegram.Enabled() {
-		tg, err := tgbot.New(cfg.Telegram.Token, tgbot.WithServerURL(cfg.Telegram.ServerURL), tgbot.WithSkipGetMe())
-		if err != nil {
-			return fmt.Errorf("telegram: %w", err)
-		}
-		disp := bot.NewDispatcher(store.NewOutbox(db), tg, svc.Mailer, logger.With("component", "dispatcher"))
-		dctx, stopDispatch := context.WithCancel(ctx)
-		dispatched := make(chan struct{})
-		go func() {
-			defer close(dispatched)
-			disp.Run(dctx)
-		}()
-		defer func() { stopDispatch(); <-dispatched }()
+	b, err := bot.New(bot.Services{
+		Telegram: telegram, Inbox: store.NewInbox(db), Outbox: store.NewOutbox(db),
+		Orgs: svc.Orgs, Members: svc.Members, Jobs: svc.Jobs,
+		Field:    store.NewFieldWorkService(db, &store.PhotoFiles{Dir: cfg.Storage.PhotosDir}),
+		Evidence: svc.Evidence, Defects: svc.Defects, Certificates: svc.Certificates, Capacity: svc.Capacity,
+		Mailer: svc.Mailer,
+	}, bot.Options{
+		Token: tgToken, ServerURL: tgURL, BotUsername: botUsername,
+		Mode: cfg.Telegram.Mode, WebhookURL: strings.TrimSuffix(cfg.HTTP.BaseURL, "/") + webhookPath, WebhookSecret: cfg.Telegram.WebhookSecret,
+		Logger: logger.With("component", "bot"),
+	})
+	if err != nil {
+		return fmt.Errorf("telegram: %w", err)
 	}
+	// Of several instances one leads (a Postgres advisory lock): it polls
+	// Telegram, handles the inbox and sends the outbox; the others stand
+	// by. Every instance answers the webhook, which only stores updates.
+	lead, err := store.NewLeadership(cfg.Database.URL, leaderLockKey, logger.With("component", "leadership"))
+	if err != nil {
+		return err
+	}
+	bctx, stopBot := context.WithCancel(ctx)
+	botDone := make(chan struct{})
+	go func() {
+		defer close(botDone)
+		_ = b.Lead(bctx, lead)
+	}()
+	defer func() { stopBot(); <-botDone }()
+	mux := http.NewServeMux()
+	mux.Handle("POST "+webhookPath, b.WebhookHandler())
+	mux.Handle("/", srv.Handler())
 	// The scheduled work runs in every instance; each slot is claimed in
 	// Postgres, so it runs once. Stopped (and drained) after the server.
 	sched := scheduler.New(store.NewScheduledWork(db), logger.With("component", "scheduler"))
@@ -111,7 +147,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sched.Stop()
-	return m.serveHTTP(ctx, cfg, logger, srv.Handler())
+	return m.serveHTTP(ctx, cfg, logger, mux)
 }
 
 func (m *Main) serveHTTP(ctx context.Context, cfg Config, logger *slog.Logger, h http.Handler) error {

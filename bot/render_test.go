@@ -1,0 +1,49 @@
+package bot_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fieldops/fieldops"
+	"github.com/fieldops/fieldops/bot"
+)
+
+func TestRenderAlerts(t *testing.T) {
+	job := map[string]any{"title": "EICR", "site": "1 Deansgate"}
+	with := func(extra map[string]any) map[string]any {
+		m := map[string]any{}
+		for k, v := range job {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name, kind string
+		payload    map[string]any
+		subject    string
+		text       string
+	}{
+		{"OffSite", "alert.location_flagged",
+			with(map[string]any{"engineer": "Sam", "event": "check_in", "flags": []any{"off_site", "live"}, "distance_m": 1234.0}),
+			"Check-in needs a look", "Sam checked in to EICR — 1 Deansgate: 1.2 km from the site."},
+		{"CheckOutSeveral", "alert.location_flagged",
+			with(map[string]any{"engineer": "Sam", "event": "check_out", "flags": []any{"forwarded", "stale", "poor_accuracy", "venue"}, "accuracy_m": 250.0}),
+			"Check-out needs a look", "Sam checked out of EICR — 1 Deansgate: a forwarded location, an old location, poor accuracy (±250 m), a place picked from a list, not GPS."},
+		{"NoFlags", "alert.location_flagged", with(map[string]any{"engineer": "Sam"}),
+			"Check-in needs a look", "Sam checked in to EICR — 1 Deansgate: see the job."},
+		{"SetAside", "alert.update_set_aside", map[string]any{"update_id": 123456789.0, "error": "panic: boom"},
+			"A bot message could not be handled",
+			"A Telegram message (update 123456789) failed several times and was set aside: panic: boom. Nothing from it was applied; ask the sender to try again."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			subject, text := bot.Render(&fieldops.OutboundMessage{Kind: tt.kind, Payload: tt.payload}, time.UTC)
+			if subject != tt.subject || text != tt.text {
+				t.Fatalf("got %q / %q\nwant %q / %q", subject, text, tt.subject, tt.text)
+			}
+		})
+	}
+}
