@@ -29,6 +29,9 @@ type LocationInput struct {
 	Forwarded bool      // forwarded from another chat, not sent by the engineer
 	Venue     bool      // a venue (a place picked from a list), not a GPS fix
 	Live      bool      // a live location or one of its edits
+	// ReceivedAt is when fieldops received the message (zero: now). Age
+	// is judged at arrival, so a backlog handled late is not "stale".
+	ReceivedAt time.Time
 }
 
 // Validate checks the coordinates.
@@ -45,7 +48,8 @@ func (l LocationInput) Validate() error {
 
 // JudgeLocation turns a location into evidence against a site: the
 // distance (nil when the site has no coordinates) and the flags that call
-// for a second look. now is the server's time; radiusM the organisation's
+// for a second look. now is the server's time (the location's age is
+// measured at l.ReceivedAt when that is earlier); radiusM the organisation's
 // check-in radius (DefaultGeofenceRadiusM when 0).
 func JudgeLocation(l LocationInput, site *LatLng, radiusM int, now time.Time) LocationEvidence {
 	if radiusM <= 0 {
@@ -73,7 +77,11 @@ func JudgeLocation(l LocationInput, site *LatLng, radiusM int, now time.Time) Lo
 	}
 	// A live location's edits carry the original message's date, so age
 	// is judged only for one-off locations.
-	if !l.Live && !l.MessageAt.IsZero() && now.Sub(l.MessageAt) > MaxLocationAge {
+	arrived := now
+	if !l.ReceivedAt.IsZero() && l.ReceivedAt.Before(now) {
+		arrived = l.ReceivedAt
+	}
+	if !l.Live && !l.MessageAt.IsZero() && arrived.Sub(l.MessageAt) > MaxLocationAge {
 		ev.Flags = append(ev.Flags, LocationStale)
 	}
 	if l.AccuracyM != nil && *l.AccuracyM > PoorAccuracyM {

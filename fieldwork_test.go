@@ -136,3 +136,28 @@ func TestLocationInputValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeLocationAgeAtArrival: a location's age is measured when it
+// arrived, not when a backlog got round to it.
+func TestJudgeLocationAgeAtArrival(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	site := fieldops.LatLng{Lat: 53.4794, Lng: -2.2453}
+	for _, tt := range []struct {
+		name     string
+		sent     time.Time
+		received time.Time
+		stale    bool
+	}{
+		{"HandledLateNotStale", now.Add(-20 * time.Minute), now.Add(-19 * time.Minute), false},
+		{"ArrivedLateStale", now.Add(-20 * time.Minute), now.Add(-10 * time.Minute), true},
+		{"UnknownArrivalUsesNow", now.Add(-20 * time.Minute), time.Time{}, true},
+		{"ArrivalAfterNowUsesNow", now.Add(-time.Minute), now.Add(time.Hour), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := fieldops.JudgeLocation(fieldops.LocationInput{Lat: site.Lat, Lng: site.Lng, MessageAt: tt.sent, ReceivedAt: tt.received}, &site, 250, now)
+			if got := slices.Contains(ev.Flags, fieldops.LocationStale); got != tt.stale {
+				t.Errorf("stale = %v, want %v (flags %v)", got, tt.stale, ev.Flags)
+			}
+		})
+	}
+}

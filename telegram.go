@@ -79,7 +79,8 @@ type TelegramService interface {
 	Link(ctx context.Context, token string, u TelegramUser) (*TelegramLink, error)
 	// Resolve finds the active link a Telegram account acts through: the
 	// link to the chat's current organisation, or the only link. With
-	// several links and no current choice it returns nil and the choices.
+	// several links, choices lists them all (for switching), and link is
+	// nil when none is the current one.
 	// A Telegram account with no active link is EUNAUTHORIZED with the
 	// instructions to link. A link whose session was revoked, or whose
 	// member was removed, is not active.
@@ -114,6 +115,7 @@ type InboundUpdate struct {
 	TelegramUserID int64  // 0 when it has no sender
 	Payload        []byte // the update as Telegram sent it (JSON)
 	Attempts       int
+	ReceivedAt     time.Time // when it was stored
 }
 
 // BotCall is one Bot API call the bot makes in answer to an update:
@@ -138,7 +140,8 @@ type Inbox interface {
 	// NextOffset is the getUpdates offset to ask for next.
 	NextOffset(ctx context.Context) (int64, error)
 	// Store saves a batch (update_id unique: a repeat is ignored) and
-	// moves the offset to nextOffset, in one transaction.
+	// sets the offset to nextOffset (0: leave it, for webhook deliveries),
+	// in one transaction.
 	Store(ctx context.Context, batch []InboundUpdate, nextOffset int64) error
 	// Pending lists pending updates with update_id > after, in update_id
 	// order.

@@ -88,7 +88,7 @@ var prepare = map[string]func(t *testing.T, a *app, o *org, role fieldops.Role) 
 		return nil
 	},
 	"SandboxPress": func(t *testing.T, a *app, o *org, _ fieldops.Role) url.Values {
-		id := botSay(t, a.tg, sandboxID(o.user[fieldops.RoleReadOnly]), "Job at 10:00", "Check in", "job:checkin:1")
+		id := botSay(t, a.tg, sandboxID(o.id, o.user[fieldops.RoleReadOnly]), "Job at 10:00", "Check in", "job:checkin:1")
 		return url.Values{"message": {fmt.Sprint(id)}, "data": {"job:checkin:1"}}
 	},
 }

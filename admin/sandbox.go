@@ -22,14 +22,13 @@ import (
 // Bot API server in-process, so the whole product works without Telegram.
 // It is a development tool, absent from a deployment with a bot token.
 //
-// In the sandbox a member's Telegram account has a fixed id,
-// sandboxTelegramBase + their user id, so the panel knows whose chat is
-// whose without asking the store, and the chats match the links in the
-// database across restarts. A member links it like a real account: Link
+// In the sandbox each membership's Telegram account has a fixed id
+// (sandboxTelegramID), so the panel knows whose chat is whose without
+// asking the store, and the chats match the links in the database across
+// restarts. A member links it like a real account: Link
 // Telegram, then "Open in the sandbox" sends /start with the token.
 
-// sandboxTelegramBase is added to a user id to make their Telegram id in
-// the sandbox.
+// sandboxTelegramBase is where sandbox Telegram ids begin.
 const sandboxTelegramBase = 7_000_000_000
 
 // maxSandboxPhoto bounds a photo upload: the size the bot can still
@@ -39,6 +38,18 @@ const maxSandboxPhoto = 20 << 20
 // Sandbox locations are prefilled with the engineer's job site of the day,
 // else central London.
 const defaultLat, defaultLng = 51.5074, -0.1278
+
+// sandboxTelegramID is the Telegram id of a membership's sandbox account.
+// It is one per membership, not per person: the same person in two
+// organisations has two sandbox accounts, so an Admin chatting as them in
+// one organisation can never act through their link in the other. Ids
+// stay below 2^53 (Telegram's bound) for user ids below 2^24 and
+// organisation ids below 2^28; beyond that they wrap within the sandbox's
+// own range and could meet, which no sandbox (a development aid) reaches.
+func sandboxTelegramID(orgID, userID int64) int64 {
+	const perOrg = 1 << 24
+	return sandboxTelegramBase + (orgID%(1<<28))*perOrg + userID%perOrg
+}
 
 // sandboxUser is a member's simulated Telegram account.
 func sandboxUser(m *fieldops.Member) fieldops.SandboxUser {
@@ -59,7 +70,7 @@ func sandboxUser(m *fieldops.Member) fieldops.SandboxUser {
 	if len(username) < 5 || username[0] < 'a' {
 		username = strings.TrimSuffix("user_"+username, "_")
 	}
-	return fieldops.SandboxUser{ID: sandboxTelegramBase + m.UserID, Name: first, Username: username}
+	return fieldops.SandboxUser{ID: sandboxTelegramID(m.OrgID, m.UserID), Name: first, Username: username}
 }
 
 // sandboxAllowed refuses the sandbox to members without settings.edit: it

@@ -29,7 +29,7 @@ import (
 )
 
 // sandboxID is a member's Telegram id in the sandbox.
-func sandboxID(userID int64) int64 { return 7_000_000_000 + userID }
+func sandboxID(orgID, userID int64) int64 { return 7_000_000_000 + orgID<<24 + userID }
 
 // newSandboxApp is a panel with a sandbox on a local Bot API server.
 func newSandboxApp(t *testing.T) *app {
@@ -87,7 +87,7 @@ func TestSandboxChat(t *testing.T) {
 	owner := o.client[fieldops.RoleOwner]
 	engID := o.user[fieldops.RoleEngineer]
 	chat := fmt.Sprintf("/sandbox/%d", engID)
-	tgID := sandboxID(engID)
+	tgID := sandboxID(o.id, engID)
 
 	code, body, _ := a.do(t, owner, "GET", "/sandbox", nil)
 	if code != 200 || !strings.Contains(body, `href="`+chat+`"`) || !strings.Contains(body, `<a href="/sandbox">Sandbox</a>`) {
@@ -228,12 +228,12 @@ func TestSandboxStart(t *testing.T) {
 			if code != 303 || resp.Header.Get("Location") != want {
 				t.Fatalf("start = %d → %s, want → %s\n%s", code, resp.Header.Get("Location"), want, excerpt(body))
 			}
-			h := a.tg.History(sandboxID(id))
+			h := a.tg.History(sandboxID(o.id, id))
 			if len(h) != 1 || h[0].Text != "/start "+m[1] {
 				t.Fatalf("the sandbox got %+v", h)
 			}
 			// The bot links with it as it would from Telegram.
-			if _, err := a.telegram.Link(t.Context(), m[1], fieldops.TelegramUser{ID: sandboxID(id), ChatID: sandboxID(id), Private: true}); err != nil {
+			if _, err := a.telegram.Link(t.Context(), m[1], fieldops.TelegramUser{ID: sandboxID(o.id, id), ChatID: sandboxID(o.id, id), Private: true}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -274,7 +274,7 @@ func TestSandboxRefused(t *testing.T) {
 		if code != http.StatusForbidden || !strings.Contains(body, "can do things you cannot") {
 			t.Fatalf("= %d\n%s", code, excerpt(body))
 		}
-		if h := a.tg.History(sandboxID(owner)); len(h) != 0 {
+		if h := a.tg.History(sandboxID(o.id, owner)); len(h) != 0 {
 			t.Fatalf("sent anyway: %+v", h)
 		}
 	})
@@ -380,13 +380,13 @@ func TestBrowserSandboxChat(t *testing.T) {
 	if got := get(t, b, chromedp.Text(chromedp.CSS(`.msg.from-me .pre`))); got != "on my way" {
 		t.Fatalf("my message shows %q", got)
 	}
-	if h := tg.History(sandboxID(engID)); len(h) != 1 || h[0].Text != "on my way" {
+	if h := tg.History(sandboxID(o.id, engID)); len(h) != 1 || h[0].Text != "on my way" {
 		t.Fatalf("the server got %+v", h)
 	}
 
 	// The bot answers; the page picks it up by polling, and its button
 	// presses.
-	msgID := botSay(t, tg, sandboxID(engID), "EICR at 10:00", "Check in", "job:checkin:7")
+	msgID := botSay(t, tg, sandboxID(o.id, engID), "EICR at 10:00", "Check in", "job:checkin:7")
 	do(t, b, chromedp.WaitVisible(chromedp.CSS(`.msg.from-bot button.inline-btn`)),
 		chromedp.Click(chromedp.CSS(`.msg.from-bot button.inline-btn`)))
 	deadline := time.Now().Add(10 * time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/fieldops/fieldops"
 )
@@ -16,6 +17,17 @@ import (
 // answer (it may, rarely, send an answer twice).
 
 type answersKey struct{}
+
+// receivedKey carries when the update being handled was received.
+type receivedKey struct{}
+
+// receivedAt is when the update being handled was stored in the inbox
+// (zero when unknown): a location's age is judged at arrival, not when a
+// backlog is handled.
+func receivedAt(ctx context.Context) time.Time {
+	t, _ := ctx.Value(receivedKey{}).(time.Time)
+	return t
+}
 
 // answers collects what one update's handler wants sent, and whether it
 // failed in a way that must roll the update back and retry it.

@@ -49,10 +49,21 @@ type Options struct {
 	Token, ServerURL, BotUsername string
 	Mode                          string // "polling" (default) or "webhook"
 	WebhookURL, WebhookSecret     string
-	Workers                       int           // chats handled in parallel, default 8
-	PollTimeout                   time.Duration // getUpdates long poll, default 30 s
-	MaxAttempts                   int           // handling attempts before an update is set aside, default 5
-	RetryBackoff                  time.Duration // first retry delay, doubling; default 200 ms
+	// Workers is how many chats are handled in parallel, default 8. Each
+	// worker holds a database connection for the whole of an update (its
+	// transaction), and may briefly take a second one from the pool (the
+	// link's last-seen touch runs outside the update's transaction). Size
+	// the pool for Workers plus headroom: one connection more is the least
+	// that cannot stall (with exactly Workers, every worker can hold one
+	// and wait for another), and the bot's own loops (the poller's or the
+	// webhook's Store, the loader, the answer sender, the dispatcher) and
+	// anything else sharing the pool (the web panel, the scheduler) each
+	// take one at times. New checks none of this: the caller sizes the
+	// pool.
+	Workers      int
+	PollTimeout  time.Duration // getUpdates long poll, default 30 s
+	MaxAttempts  int           // handling attempts before an update is set aside, default 5
+	RetryBackoff time.Duration // first retry delay, doubling; default 200 ms
 	// TimeUnit is the length of a Telegram second for the limiters and
 	// retry_after (tests: the local server's RetryAfterUnit()); default 1 s.
 	TimeUnit     time.Duration
@@ -90,6 +101,14 @@ type Bot struct {
 	wakeup  chan struct{} // something was stored in the inbox
 	running atomic.Bool
 	stats   botStats
+
+	// touched is when each Telegram account's link was last touched
+	// (TouchLink at most once per touchEvery); pressed is each account's
+	// last handled press of a button that acts (the double-tap guard).
+	// Only the leader handles updates, so memory of this instance is
+	// enough; a new leader starts with none.
+	touched *perUser[struct{}]
+	pressed *perUser[press]
 }
 
 // botStats are the bot's counters (Stats).
@@ -169,7 +188,9 @@ func New(svc Services, opts Options) (*Bot, error) {
 	b := &Bot{svc: svc, opts: opts, log: opts.Logger,
 		api:    opts.ServerURL + "/bot" + opts.Token + "/",
 		lim:    newLimits(opts.TimeUnit, !opts.NoRateLimits),
-		wakeup: make(chan struct{}, 1),
+		wakeup:  make(chan struct{}, 1),
+		touched: newPerUser[struct{}](touchEvery),
+		pressed: newPerUser[press](doubleTapWindow),
 	}
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,

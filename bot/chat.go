@@ -12,10 +12,13 @@ import (
 	"github.com/fieldops/fieldops"
 )
 
+// touchEvery is how often an account's link is touched (TouchLink) while
+// it keeps writing.
+const touchEvery = time.Minute
+
 // What the bot says when it cannot act for the sender.
 const (
 	textLinkFirst   = "To use this bot, open your profile in the fieldops web panel, choose Link Telegram and tap the link."
-	textPrivateOnly = "I only work in a private chat."
 	textLinkEnded   = "Your Telegram link has ended. Link it again from the web panel."
 	textLocationUse = "I only take your location when you check in or out, to show you were on site."
 )
@@ -54,14 +57,32 @@ func (t *turn) self() int64 { return t.link.UserID }
 // false; with quiet it answers nothing (a live location's edits).
 func (t *turn) resolve(quiet bool) bool {
 	// Touched first: it makes a link ended only because the user had
-	// blocked the bot live again.
-	if err := t.b.svc.Telegram.TouchLink(t.ctx, t.user.ID); err != nil {
-		if !quiet || !isRefusal(err) {
-			t.refused(err)
+	// blocked the bot live again. It also records when the account was
+	// last seen, which needs no more than one touch a minute: within that,
+	// it is touched only if Resolve finds no link (one may have been
+	// marked blocked since the last touch).
+	touched := false
+	touch := func() bool {
+		if err := t.b.svc.Telegram.TouchLink(t.ctx, t.user.ID); err != nil {
+			if !quiet || !isRefusal(err) {
+				t.refused(err)
+			}
+			return false
 		}
+		t.b.touched.put(t.user.ID, t.now(), struct{}{})
+		touched = true
+		return true
+	}
+	if _, _, recent := t.b.touched.get(t.user.ID, t.now()); !recent && !touch() {
 		return false
 	}
 	link, choices, err := t.b.svc.Telegram.Resolve(t.ctx, t.user.ID)
+	if !touched && fieldops.ErrorCode(err) == fieldops.EUNAUTHORIZED {
+		if !touch() {
+			return false
+		}
+		link, choices, err = t.b.svc.Telegram.Resolve(t.ctx, t.user.ID)
+	}
 	switch {
 	case err != nil && fieldops.ErrorCode(err) == fieldops.EUNAUTHORIZED:
 		if !quiet {
@@ -85,6 +106,60 @@ func (t *turn) resolve(quiet bool) bool {
 	return true
 }
 
+// privateOnly is the answer in a group: where to find the bot instead.
+func (b *Bot) privateOnly() string {
+	if b.opts.BotUsername == "" {
+		return "I only work in a private chat: open a chat with me and send /start."
+	}
+	return "I only work in a private chat: open a chat with @" + b.opts.BotUsername + " and send /start."
+}
+
+// addressed reports whether a group message is meant for the bot: a
+// command (to no bot in particular, or to this one), a message that
+// mentions the bot, or a reply to one of its messages. Groups are noisy:
+// the rest is ignored without a word.
+func (b *Bot) addressed(m *models.Message) bool {
+	me := strings.ToLower(b.opts.BotUsername)
+	if head, _, _ := strings.Cut(strings.TrimSpace(m.Text), " "); strings.HasPrefix(head, "/") && len(head) > 1 {
+		_, to, at := strings.Cut(head, "@")
+		return !at || (me != "" && strings.ToLower(to) == me)
+	}
+	if me == "" {
+		return false
+	}
+	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.IsBot && strings.ToLower(r.From.Username) == me {
+		return true
+	}
+	for _, s := range []string{m.Text, m.Caption} {
+		if mentions(s, me) {
+			return true
+		}
+	}
+	return false
+}
+
+// mentions reports whether text holds "@name" as a whole word (name in
+// lower case).
+func mentions(text, name string) bool {
+	text = strings.ToLower(text)
+	for i := strings.Index(text, "@"+name); i >= 0; {
+		end := i + 1 + len(name)
+		if end == len(text) || !isNameByte(text[end]) {
+			return true
+		}
+		j := strings.Index(text[end:], "@"+name)
+		if j < 0 {
+			break
+		}
+		i = end + j
+	}
+	return false
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
+}
+
 // useLink makes the turn act as the link's member.
 func (t *turn) useLink(link *fieldops.TelegramLink) {
 	t.link = link
@@ -103,9 +178,25 @@ func (t *turn) handleLink(token string) {
 		return
 	}
 	t.useLink(link)
+	if !t.loadChoices() {
+		return
+	}
 	t.send(fmt.Sprintf("Welcome, %s. You're linked to %s as %s.\n%s\nSend /today to see your jobs, /help for more.",
 		firstName(link.UserName, t.user.FirstName), link.OrgName, link.Role.Label(), textLocationUse), nil)
 	t.setCommands()
+}
+
+// loadChoices reads the organisations the account is linked to (for
+// /switch and the menu) when the turn came to its link other than by
+// resolve: a link just made or an organisation just chosen.
+func (t *turn) loadChoices() bool {
+	_, choices, err := t.b.svc.Telegram.Resolve(t.ctx, t.user.ID)
+	if err != nil && !isRefusal(err) {
+		fail(t.ctx, err)
+		return false
+	}
+	t.choices = choices
+	return true
 }
 
 // pickOrganisation asks which organisation the chat works for; msgID is
@@ -117,15 +208,20 @@ func (t *turn) pickOrganisation(choices []*fieldops.TelegramLink, msgID int) {
 	}
 	rows := make([][]models.InlineKeyboardButton, 0, len(choices))
 	for _, c := range choices {
+		label := fmt.Sprintf("%s (%s)", c.OrgName, c.Role.Label())
+		if t.link != nil && c.OrgID == t.link.OrgID {
+			label = "✓ " + label
+		}
 		rows = append(rows, []models.InlineKeyboardButton{{
-			Text:         truncate(fmt.Sprintf("%s (%s)", c.OrgName, c.Role.Label()), 60),
+			Text:         truncate(label, 60),
 			CallbackData: fmt.Sprintf("org:%d", c.OrgID),
 		}})
 	}
 	t.sendOrEdit(msgID, "Which organisation are you working for now?", &models.InlineKeyboardMarkup{InlineKeyboard: rows})
 }
 
-// handleSwitch offers the other organisations the account is linked to.
+// handleSwitch offers the organisations the account is linked to, the
+// current one ticked.
 func (t *turn) handleSwitch() {
 	if len(t.choices) < 2 {
 		t.send(fmt.Sprintf("You're working for %s. To work for another organisation, choose Link Telegram in its web panel: linking makes it the current one.", t.link.OrgName), nil)
@@ -145,6 +241,9 @@ func (t *turn) handleChooseOrganisation(orgID int64, msgID int) {
 		return
 	}
 	t.useLink(link)
+	if !t.loadChoices() {
+		return
+	}
 	t.sendOrEdit(msgID, fmt.Sprintf("Now working for %s as %s. Send /today to see your jobs.", link.OrgName, link.Role.Label()), nil)
 	t.setCommands()
 }

@@ -62,6 +62,7 @@ func (t *turn) askLocation(kind string, jobID int64, cardMsgID int) {
 // check-in or check-out, or else a question back (which job?).
 func (t *turn) handleLocation(m *models.Message, edited bool) {
 	in := locationInput(m, edited)
+	in.ReceivedAt = receivedAt(t.ctx)
 	s, ok := t.state()
 	if !ok {
 		return
@@ -283,6 +284,9 @@ func encodeLocation(in fieldops.LocationInput) map[string]any {
 	if !in.MessageAt.IsZero() {
 		d["at"] = in.MessageAt.Unix()
 	}
+	if !in.ReceivedAt.IsZero() {
+		d["rcv"] = in.ReceivedAt.Unix()
+	}
 	return d
 }
 
@@ -295,6 +299,9 @@ func decodeLocation(d map[string]any) fieldops.LocationInput {
 	}
 	if at := intData(d, "at"); at != 0 {
 		in.MessageAt = time.Unix(int64(at), 0).UTC()
+	}
+	if at := intData(d, "rcv"); at != 0 {
+		in.ReceivedAt = time.Unix(int64(at), 0).UTC()
 	}
 	return in
 }

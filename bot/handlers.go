@@ -35,7 +35,9 @@ func (b *Bot) handleMessage(ctx context.Context, tg *tgbot.Bot, m *models.Messag
 	}
 	t := b.newTurn(ctx, tg, m.From, m.Chat)
 	if !t.user.Private {
-		t.send(textPrivateOnly, nil)
+		if b.addressed(m) {
+			t.send(b.privateOnly(), nil)
+		}
 		return
 	}
 	cmd, arg := parseCommand(m.Text)
@@ -54,7 +56,7 @@ func (b *Bot) handleMessage(ctx context.Context, tg *tgbot.Bot, m *models.Messag
 	case len(m.Photo) > 0 || m.Document != nil:
 		t.handleMedia(m)
 	case strings.TrimSpace(m.Text) != "":
-		t.handleText(m.Text)
+		t.handleText(m.Text, cardReplied(m))
 	default:
 		t.send("I take text, photos, locations and commands. Send /help to see what I can do.", nil)
 	}
@@ -79,33 +81,36 @@ func (b *Bot) handleEditedMessage(ctx context.Context, tg *tgbot.Bot, m *models.
 		return
 	}
 	if s.Kind == stateCheckIn || s.Kind == stateCheckOut {
-		t.checkInOut(s.Kind, s.JobID, locationInput(m, true), intData(s.Data, "card"), 0)
+		in := locationInput(m, true)
+		in.ReceivedAt = receivedAt(t.ctx)
+		t.checkInOut(s.Kind, s.JobID, in, intData(s.Data, "card"), 0)
 	}
 }
 
 // handleCallback answers a button press: the answer to the press is
 // queued first, whatever follows.
 func (b *Bot) handleCallback(ctx context.Context, tg *tgbot.Bot, q *models.CallbackQuery) {
-	queue(ctx, "answerCallbackQuery", &tgbot.AnswerCallbackQueryParams{CallbackQueryID: q.ID})
 	chat := models.Chat{ID: q.From.ID, Type: models.ChatTypePrivate}
-	var msg *models.Message
+	msgID := 0
 	switch {
 	case q.Message.Message != nil:
-		msg = q.Message.Message
-		chat = msg.Chat
+		chat, msgID = q.Message.Message.Chat, q.Message.Message.ID
 	case q.Message.InaccessibleMessage != nil:
-		chat = q.Message.InaccessibleMessage.Chat
-	}
-	t := b.newTurn(ctx, tg, &q.From, chat)
-	if !t.user.Private {
-		t.send(textPrivateOnly, nil)
-		return
-	}
-	msgID := 0
-	if msg != nil {
-		msgID = msg.ID
+		chat = q.Message.InaccessibleMessage.Chat // msgID 0: it cannot be edited
 	}
 	d, ok := parseData(q.Data)
+	if ok && d.kind == "j" && actingVerbs[d.verb] && chat.Type == models.ChatTypePrivate {
+		if b.doubleTap(ctx, q.From.ID, q.Data, msgID) {
+			queue(ctx, "answerCallbackQuery", &tgbot.AnswerCallbackQueryParams{CallbackQueryID: q.ID, Text: "Done already."})
+			return
+		}
+	}
+	queue(ctx, "answerCallbackQuery", &tgbot.AnswerCallbackQueryParams{CallbackQueryID: q.ID})
+	t := b.newTurn(ctx, tg, &q.From, chat)
+	if !t.user.Private {
+		t.send(b.privateOnly(), nil)
+		return
+	}
 	if !ok {
 		t.send("That button is out of date. Send /today to start again.", nil)
 		return
@@ -174,9 +179,10 @@ func (t *turn) handleCommand(cmd, arg string) {
 	}
 }
 
-// handleText answers the pending question, or keeps a note on the job the
-// member is checked in on.
-func (t *turn) handleText(text string) {
+// handleText answers the pending question, or keeps a note: on the job
+// whose card the text replies to (cardJob, 0 for none), else on the job
+// the member is checked in on.
+func (t *turn) handleText(text string, cardJob int64) {
 	s, ok := t.state()
 	if !ok {
 		return
@@ -185,27 +191,53 @@ func (t *turn) handleText(text string) {
 		t.cancel()
 		return
 	}
-	switch s.Kind {
-	case stateCheckIn, stateCheckOut:
-		t.send("Tap 📍 Send my location below, or Cancel.", locationKeyboard())
-		return
-	case stateDefectDescription:
+	switch {
+	case s.Kind == stateDefectDescription:
+		// The question asked for this very message.
 		t.logDefect(s, text)
+		return
+	case cardJob != 0:
+		if _, err := t.b.svc.Field.AddNote(t.ctx, cardJob, text); t.refused(err) {
+			return
+		}
+		t.send("Noted on "+t.jobTitle(cardJob)+".", nil)
+		return
+	case s.Kind == stateCheckIn || s.Kind == stateCheckOut:
+		t.send("Tap 📍 Send my location below, or Cancel.", locationKeyboard())
 		return
 	}
 	entries, err := t.b.svc.Field.OpenEntries(t.ctx)
 	if t.refused(err) {
 		return
 	}
-	if len(entries) != 1 {
+	switch {
+	case len(entries) == 0:
 		t.send("Send /today for your jobs, or /help. Text you send while checked in on a job is saved as a note on it.", nil)
 		return
-	}
-	jobID := entries[0].JobID
-	if _, err := t.b.svc.Field.AddNote(t.ctx, jobID, text); t.refused(err) {
+	case len(entries) > 1:
+		t.send("You are checked in on several jobs: reply to a job card to add a note.", nil)
 		return
 	}
-	t.send("Noted on "+t.jobTitle(jobID)+".", nil)
+	e := entries[0]
+	if _, err := t.b.svc.Field.AddNote(t.ctx, e.JobID, text); t.refused(err) {
+		return
+	}
+	// The title came with the entry; the note being taken shows that the
+	// job is the member's to see.
+	title := e.JobTitle
+	if title == "" {
+		title = "that job"
+	}
+	t.send("Noted on "+title+".", nil)
+}
+
+// cardReplied is the job whose card (a message of the bot's) m replies
+// to, or 0.
+func cardReplied(m *models.Message) int64 {
+	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.IsBot {
+		return jobOfCard(r)
+	}
+	return 0
 }
 
 // cancel drops the pending question.

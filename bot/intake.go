@@ -535,7 +535,7 @@ func (e *engine) handleOnce(ctx context.Context, u *fieldops.InboundUpdate) (cal
 		if err := json.Unmarshal(u.Payload, &upd); err != nil {
 			return nil, fmt.Errorf("decode update %d: %w", u.UpdateID, err)
 		}
-		hctx, a := withAnswers(tctx)
+		hctx, a := withAnswers(context.WithValue(tctx, receivedKey{}, u.ReceivedAt))
 		if err := e.b.process(hctx, &upd); err != nil {
 			return nil, err
 		}

@@ -124,8 +124,8 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 		text = fmt.Sprintf("%s %s %s: %s.", p.str("engineer", "An engineer"), event, job(), locationFlags(m.Payload))
 	case "alert.update_set_aside":
 		subject = "A bot message could not be handled"
-		text = fmt.Sprintf("A Telegram message (update %s) failed several times and was set aside: %s. Nothing from it was applied; ask the sender to try again.",
-			p.str("update_id", "?"), p.str("error", "an internal error"))
+		text = fmt.Sprintf("A Telegram message from %s (update %s) failed several times and was set aside. Nothing from it was applied: ask them to send it again. The server log has the details.",
+			p.str("user_name", "a team member"), p.str("update_id", "?"))
 	case "alert.audit_chain_broken":
 		subject, text = "Audit log check failed", "The audit log check found a problem. Look at the audit page in the admin panel."
 	default:

@@ -34,9 +34,9 @@ func TestRenderAlerts(t *testing.T) {
 			"Check-out needs a look", "Sam checked out of EICR — 1 Deansgate: a forwarded location, an old location, poor accuracy (±250 m), a place picked from a list, not GPS."},
 		{"NoFlags", "alert.location_flagged", with(map[string]any{"engineer": "Sam"}),
 			"Check-in needs a look", "Sam checked in to EICR — 1 Deansgate: see the job."},
-		{"SetAside", "alert.update_set_aside", map[string]any{"update_id": 123456789.0, "error": "panic: boom"},
+		{"SetAside", "alert.update_set_aside", map[string]any{"update_id": 123456789.0, "user_name": "Sam Lee"},
 			"A bot message could not be handled",
-			"A Telegram message (update 123456789) failed several times and was set aside: panic: boom. Nothing from it was applied; ask the sender to try again."},
+			"A Telegram message from Sam Lee (update 123456789) failed several times and was set aside. Nothing from it was applied: ask them to send it again. The server log has the details."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

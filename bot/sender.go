@@ -409,8 +409,8 @@ func (s *sender) blocked(ctx context.Context, chat int64) {
 		}
 		return
 	}
-	if link != nil {
-		choices = append(choices, link)
+	if len(choices) == 0 && link != nil {
+		choices = []*fieldops.TelegramLink{link}
 	}
 	for _, l := range choices {
 		if err := b.svc.Outbox.MarkBlocked(ctx, l.OrgID, l.UserID, b.Now()); err != nil {

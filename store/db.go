@@ -66,10 +66,10 @@ func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Microsecond)
 // from Postgres are translated into domain errors.
 func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	var err error
-	if outer, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
 		// Inside a unit of work (WithinTx): a savepoint, so that a refusal
 		// undoes only this call and the caller can still commit the rest.
-		err = pgx.BeginFunc(ctx, outer, fn)
+		err = pgx.BeginFunc(ctx, u.tx, fn)
 	} else {
 		err = pgx.BeginFunc(ctx, db.pool, fn)
 	}
@@ -79,26 +79,60 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return translate(err)
 }
 
-// txKey carries a unit of work's transaction in a context.
-type txKey struct{}
+// unitKey carries a unit of work in a context.
+type unitKey struct{}
+
+// unit is a unit of work: its transaction, and what to do once it has
+// committed.
+type unit struct {
+	tx    pgx.Tx
+	after []func()
+}
+
+// unitTx returns the transaction of the unit of work in ctx, if any.
+func unitTx(ctx context.Context) (pgx.Tx, bool) {
+	u, ok := ctx.Value(unitKey{}).(*unit)
+	if !ok {
+		return nil, false
+	}
+	return u.tx, true
+}
+
+// afterCommit runs fn once what was just written has committed: at the
+// end of the unit of work in ctx if there is one (not at all if the unit
+// rolls back), at once otherwise (call it after inTx returned nil). For
+// side effects outside Postgres, such as Redis.
+func (db *DB) afterCommit(ctx context.Context, fn func()) {
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.after = append(u.after, fn)
+		return
+	}
+	fn()
+}
 
 // WithinTx runs fn in one transaction carried in its context: every
 // service of this package called with that context writes in it (each
 // call in a savepoint), so fn's effects, their audit entries and
 // notifications commit or roll back together with whatever fn's caller
-// adds through tx. The bot uses it to handle an update and mark it done
-// atomically.
+// adds through tx. Side effects outside Postgres that the services
+// register (afterCommit) run after the commit. The bot uses it to handle
+// an update and mark it done atomically.
 func (db *DB) WithinTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
-	if _, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if _, ok := ctx.Value(unitKey{}).(*unit); ok {
 		return fieldops.Internal(errors.New("WithinTx nested in a unit of work"), "start a unit of work")
 	}
+	u := &unit{}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		return fn(context.WithValue(ctx, txKey{}, tx), tx)
+		u.tx = tx
+		return fn(context.WithValue(ctx, unitKey{}, u), tx)
 	})
-	if err == nil {
-		return nil
+	if err != nil {
+		return translate(err)
 	}
-	return translate(err)
+	for _, f := range u.after {
+		f()
+	}
+	return nil
 }
 
 // constraintMessages turns a violated constraint into a message for the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -360,28 +359,34 @@ func (s *FieldWorkService) OpenEntries(ctx context.Context) ([]*fieldops.TimeEnt
 // photoContentType is the photo's media type, given or sniffed; anything
 // but an image is refused.
 func photoContentType(p fieldops.NewPhoto) (string, error) {
-	ct := strings.TrimSpace(p.ContentType)
-	if ct == "" {
-		ct = http.DetectContentType(p.Data)
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || !strings.HasPrefix(mt, "image/") || len(mt) > 100 || !validSubtype(mt[len("image/"):]) {
-		return "", fieldops.Invalid("photo", "Send a picture (JPEG or PNG).")
+	// The type is read from the bytes, never taken from the sender: a
+	// declared image/svg+xml (a script carrier) or a renamed file is not a
+	// photo.
+	mt := sniffImage(p.Data)
+	if mt == "" {
+		return "", fieldops.Invalid("photo", "That file is not a photo we can keep: send a JPEG, PNG, WebP or HEIC picture.")
 	}
 	return mt, nil
 }
 
-// validSubtype matches what photos.content_type accepts after "image/".
-func validSubtype(s string) bool {
-	if s == "" {
-		return false
+// sniffImage returns the type of a JPEG, PNG, GIF, WebP or HEIC/HEIF
+// image from its first bytes, or "" for anything else.
+func sniffImage(b []byte) string {
+	switch ct := http.DetectContentType(b); ct {
+	case "image/jpeg", "image/png", "image/gif", "image/webp":
+		return ct
 	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '+' || c == '-') {
-			return false
+	// HEIC/HEIF (iPhone photos sent as files): an ISO BMFF "ftyp" box
+	// with a HEIF brand. http.DetectContentType does not know it.
+	if len(b) >= 12 && string(b[4:8]) == "ftyp" {
+		switch string(b[8:12]) {
+		case "heic", "heix", "heim", "heis", "hevc", "hevx":
+			return "image/heic"
+		case "mif1", "msf1":
+			return "image/heif"
 		}
 	}
-	return true
+	return ""
 }
 
 // checkPhoto validates a photo and returns its content type.

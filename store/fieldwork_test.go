@@ -791,9 +791,12 @@ func TestFieldWorkAddPhoto(t *testing.T) {
 		field string
 		msg   string
 	}{
-		{"Text", fieldops.NewPhoto{Data: []byte("hello, this is not a picture")}, "photo", "Send a picture (JPEG or PNG)."},
-		{"PDF", fieldops.NewPhoto{Data: []byte("%PDF-1.7\n")}, "photo", "Send a picture (JPEG or PNG)."},
-		{"DeclaredNotImage", fieldops.NewPhoto{Data: data, ContentType: "application/octet-stream"}, "photo", "Send a picture (JPEG or PNG)."},
+		{"Text", fieldops.NewPhoto{Data: []byte("hello, this is not a picture")}, "photo", "That file is not a photo we can keep"},
+		{"PDF", fieldops.NewPhoto{Data: []byte("%PDF-1.7\n")}, "photo", "That file is not a photo we can keep"},
+		// The declared type is not believed: an SVG can carry a script.
+		{"SVGDeclaredImage", fieldops.NewPhoto{Data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`),
+			ContentType: "image/svg+xml"}, "photo", "That file is not a photo we can keep"},
+		{"TextDeclaredJPEG", fieldops.NewPhoto{Data: []byte("not a jpeg at all"), ContentType: "image/jpeg"}, "photo", "That file is not a photo we can keep"},
 		{"Empty", fieldops.NewPhoto{}, "photo", "The photo arrived empty"},
 		{"TooLarge", fieldops.NewPhoto{Data: make([]byte, fieldops.MaxPhotoBytes+1)}, "photo", "That photo is larger than 20 MB"},
 		{"LongCaption", fieldops.NewPhoto{Data: pngBytes(t, 99), Caption: strings.Repeat("é", 1001)}, "caption", "A caption can be up to 1000 characters"},
@@ -994,4 +997,28 @@ func TestFieldWorkUnitOfWork(t *testing.T) {
 			t.Errorf("%d alerts, want one per recipient", n)
 		}
 	})
+}
+
+func TestSniffImage(t *testing.T) {
+	heic := append([]byte{0, 0, 0, 24}, []byte("ftypheic\x00\x00\x00\x00mif1heic")...)
+	for _, tt := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"PNG", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "image/png"},
+		{"JPEG", []byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), "image/jpeg"},
+		{"WebP", []byte("RIFF\x00\x00\x00\x00WEBPVP8 "), "image/webp"},
+		{"HEIC", heic, "image/heic"},
+		{"HEIF", append([]byte{0, 0, 0, 24}, []byte("ftypmif1\x00\x00\x00\x00")...), "image/heif"},
+		{"MP4", append([]byte{0, 0, 0, 24}, []byte("ftypisom\x00\x00\x00\x00")...), ""},
+		{"SVG", []byte(`<svg xmlns="http://www.w3.org/2000/svg"></svg>`), ""},
+		{"Short", []byte("ab"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := store.SniffImage(tt.data); got != tt.want {
+				t.Errorf("SniffImage = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,8 +58,10 @@ func (i *Inbox) NextOffset(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Store saves a batch, ignoring updates already stored, and moves the
-// offset forward to nextOffset (never back), in one statement.
+// Store saves a batch, ignoring updates already stored, and sets the
+// offset to nextOffset (0 leaves it: a webhook delivery), in one
+// statement. The offset may move back: Telegram re-bases update ids after
+// a quiet week.
 func (i *Inbox) Store(ctx context.Context, batch []fieldops.InboundUpdate, nextOffset int64) error {
 	ids := make([]int64, len(batch))
 	chats := make([]int64, len(batch))
@@ -82,7 +83,7 @@ func (i *Inbox) Store(ctx context.Context, batch []fieldops.InboundUpdate, nextO
 			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS u(id, chat, usr, payload)
 			ON CONFLICT (update_id) DO NOTHING
 		)
-		UPDATE telegram_poll_state SET next_offset = GREATEST(next_offset, $6), updated_at = $5 WHERE id = 1`,
+		UPDATE telegram_poll_state SET next_offset = CASE WHEN $6 > 0 THEN $6 ELSE next_offset END, updated_at = $5 WHERE id = 1`,
 		ids, chats, users, payloads, now, nextOffset); err != nil {
 		return translate(fmt.Errorf("store updates: %w", err))
 	}
@@ -92,7 +93,7 @@ func (i *Inbox) Store(ctx context.Context, batch []fieldops.InboundUpdate, nextO
 // Pending lists pending updates after an update id, in update_id order.
 func (i *Inbox) Pending(ctx context.Context, after int64, limit int) ([]*fieldops.InboundUpdate, error) {
 	rows, err := i.db.pool.Query(ctx, `
-		SELECT update_id, COALESCE(chat_id, 0), COALESCE(telegram_user_id, 0), payload, attempts
+		SELECT update_id, COALESCE(chat_id, 0), COALESCE(telegram_user_id, 0), payload, attempts, received_at
 		FROM telegram_updates WHERE status = 'pending' AND update_id > $1
 		ORDER BY update_id LIMIT $2`, after, inboxLimit(limit))
 	if err != nil {
@@ -100,7 +101,7 @@ func (i *Inbox) Pending(ctx context.Context, after int64, limit int) ([]*fieldop
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*fieldops.InboundUpdate, error) {
 		u := &fieldops.InboundUpdate{}
-		err := r.Scan(&u.UpdateID, &u.ChatID, &u.TelegramUserID, &u.Payload, &u.Attempts)
+		err := r.Scan(&u.UpdateID, &u.ChatID, &u.TelegramUserID, &u.Payload, &u.Attempts, &u.ReceivedAt)
 		return u, err
 	})
 	if err != nil {
@@ -140,7 +141,8 @@ func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.
 				return fmt.Errorf("update %d: encode calls: %w", updateID, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3
+		if _, err := tx.Exec(ctx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3,
+				payload = `+withoutStartToken+`
 			WHERE update_id = $1`, updateID, i.db.now(), callsJSON); err != nil {
 			return fmt.Errorf("mark update %d done: %w", updateID, err)
 		}
@@ -152,8 +154,11 @@ func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.
 	return err
 }
 
-// maxAlertError is how much of an error an alert carries.
-const maxAlertError = 200
+// withoutStartToken is the stored update without the argument of a
+// /start command, which is a link token: once the update is handled (or
+// set aside) the inbox keeps no usable secret.
+const withoutStartToken = `CASE WHEN payload #>> '{message,text}' LIKE '/start %'
+	THEN jsonb_set(payload, '{message,text}', '"/start"') ELSE payload END`
 
 // Failed counts a failed attempt at a pending update; with setAside it
 // takes the update out of the queue and alerts the alert recipients of the
@@ -165,7 +170,8 @@ func (i *Inbox) Failed(ctx context.Context, updateID int64, errText string, setA
 		var tgUser *int64
 		err := tx.QueryRow(ctx, `
 			UPDATE telegram_updates SET attempts = attempts + 1, last_error = $2,
-				status = CASE WHEN $3 THEN 'set_aside' ELSE status END
+				status = CASE WHEN $3 THEN 'set_aside' ELSE status END,
+				payload = CASE WHEN $3 THEN `+withoutStartToken+` ELSE payload END
 			WHERE update_id = $1 AND status = 'pending'
 			RETURNING telegram_user_id`, updateID, truncateError(errText), setAside).Scan(&tgUser)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -177,13 +183,13 @@ func (i *Inbox) Failed(ctx context.Context, updateID int64, errText string, setA
 		if !setAside || tgUser == nil {
 			return nil
 		}
-		return i.alertSetAside(ctx, tx, updateID, *tgUser, errText)
+		return i.alertSetAside(ctx, tx, updateID, *tgUser)
 	})
 }
 
 // alertSetAside queues alert.update_set_aside for the alert recipients of
 // the organisations the sender acts in.
-func (i *Inbox) alertSetAside(ctx context.Context, tx pgx.Tx, updateID, telegramUserID int64, errText string) error {
+func (i *Inbox) alertSetAside(ctx context.Context, tx pgx.Tx, updateID, telegramUserID int64) error {
 	type sender struct {
 		orgID, userID int64
 		name          string
@@ -214,19 +220,14 @@ func (i *Inbox) alertSetAside(ctx context.Context, tx pgx.Tx, updateID, telegram
 			break
 		}
 	}
-	short := errText
-	if len(short) > maxAlertError {
-		short = short[:maxAlertError]
-		for !utf8.ValidString(short) {
-			short = short[:len(short)-1]
-		}
-	}
 	for _, s := range senders {
 		to, err := alertRecipients(ctx, tx, s.orgID)
 		if err != nil {
 			return fmt.Errorf("update %d: alert recipients: %w", updateID, err)
 		}
-		payload := map[string]any{"update_id": updateID, "error": short, "user_id": s.userID, "user_name": s.name}
+		// No error text: it may hold internals (SQL, a panic value) and the
+		// alert goes by Telegram or e-mail. The log and last_error have it.
+		payload := map[string]any{"update_id": updateID, "user_id": s.userID, "user_name": s.name}
 		for _, uid := range to {
 			// One row per recipient: the dedupe key is unique per organisation.
 			if _, err := notify(ctx, tx, s.orgID, uid, "alert.update_set_aside", dedupeKey("update", updateID, uid), payload, i.db.now()); err != nil {

@@ -684,9 +684,14 @@ func (s *ScheduledWork) OwnerDigest(ctx context.Context, orgID int64, slot time.
 	})
 }
 
+// InboxRetention is how long handled Telegram updates are kept (for
+// looking into a problem), after which PurgeExpired deletes them.
+const InboxRetention = 14 * 24 * time.Hour
+
 // PurgeExpired deletes the revocation records of sessions past their
-// expiry and clears the location evidence of time entries checked in
-// before the organisation's retention, keeping times and flags.
+// expiry, clears the location evidence of time entries checked in before
+// the organisation's retention (keeping times and flags), and deletes
+// stale Telegram link tokens and old handled Telegram updates.
 func (s *ScheduledWork) PurgeExpired(ctx context.Context, orgID int64, slot time.Time) (int, error) {
 	return s.run(ctx, orgID, "retention.purge", func(tx pgx.Tx, o *orgClock) (int, map[string]any, error) {
 		sess, err := tx.Exec(ctx, `DELETE FROM sessions_revoked WHERE org_id = $1 AND expires_at < $2`, o.id, slot)
@@ -704,8 +709,25 @@ func (s *ScheduledWork) PurgeExpired(ctx context.Context, orgID int64, slot time
 		if err != nil {
 			return 0, nil, err
 		}
-		n := int(sess.RowsAffected() + loc.RowsAffected())
+		// Telegram link tokens a day past their expiry, used or not.
+		toks, err := tx.Exec(ctx, `DELETE FROM telegram_link_tokens WHERE org_id = $1 AND expires_at < $2`, o.id, slot.Add(-24*time.Hour))
+		if err != nil {
+			return 0, nil, err
+		}
+		// Handled and set-aside Telegram updates older than
+		// InboxRetention. The inbox is not organisation-owned, so every
+		// organisation's run deletes (a bounded batch of) them; later
+		// runs find nothing left.
+		upd, err := tx.Exec(ctx, `DELETE FROM telegram_updates WHERE update_id IN (
+			SELECT update_id FROM telegram_updates
+			WHERE received_at < $1 AND status IN ('done', 'set_aside') AND (calls IS NULL OR calls_sent_at IS NOT NULL)
+			LIMIT 10000)`, slot.Add(-InboxRetention))
+		if err != nil {
+			return 0, nil, err
+		}
+		n := int(sess.RowsAffected() + loc.RowsAffected() + toks.RowsAffected() + upd.RowsAffected())
 		return n, map[string]any{"sessions_revoked_deleted": sess.RowsAffected(), "time_entries_purged": loc.RowsAffected(),
+			"link_tokens_deleted": toks.RowsAffected(), "telegram_updates_deleted": upd.RowsAffected(),
 			"retention_days": o.retentionDays, "before": cutoff.UTC()}, nil
 	})
 }

@@ -3,8 +3,11 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldops/fieldops"
 	"github.com/fieldops/fieldops/store"
@@ -228,8 +231,34 @@ func TestScheduledWork_PurgeExpired(t *testing.T) {
 		('gone', $1, $2, 'web', $3), ('live', $1, $2, 'web', $4), ('forever', $1, $2, 'api', NULL)`,
 		o.id, o.user[fieldops.RoleEngineer], slot.Add(-time.Hour), slot.Add(time.Hour))
 
-	mustRun(t, w.PurgeExpired, o.id, slot, 2) // one session record, one entry
+	// Link tokens: one expired two days ago (deleted), one an hour ago
+	// (kept a day).
+	mustExec(t, e, `INSERT INTO telegram_link_tokens (token_hash, org_id, user_id, created_at, expires_at) VALUES
+		(sha256('old'), $1, $2, $3::timestamptz - interval '15 minutes', $3), (sha256('new'), $1, $2, $4::timestamptz - interval '15 minutes', $4)`,
+		o.id, o.user[fieldops.RoleEngineer], slot.Add(-48*time.Hour), slot.Add(-time.Hour))
+	// Updates: handled long ago (deleted); long ago but pending, set
+	// aside... only handled ones with their answers sent go.
+	old15 := slot.Add(-store.InboxRetention - time.Hour)
+	mustExec(t, e, `INSERT INTO telegram_updates (update_id, payload, received_at, status, done_at, calls, calls_sent_at) VALUES
+		(1, '{}', $1, 'done', $1, NULL, NULL),
+		(2, '{}', $1, 'pending', NULL, NULL, NULL),
+		(3, '{}', $1, 'done', $1, '[{"method":"sendMessage","params":{}}]', NULL),
+		(4, '{}', $2, 'done', $2, NULL, NULL)`, old15, slot.Add(-time.Hour))
+
+	mustRun(t, w.PurgeExpired, o.id, slot, 4) // one session record, one entry, one token, one update
 	mustRun(t, w.PurgeExpired, o.id, slot.Add(30*time.Minute), 0)
+	var left []int64
+	rows, err := e.pool.Query(context.Background(), `SELECT update_id FROM telegram_updates ORDER BY update_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || !slices.Equal(left, []int64{2, 3, 4}) {
+		t.Errorf("updates left = %v (%v), want 2 3 4", left, err)
+	}
+	var tokens int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM telegram_link_tokens WHERE org_id = $1`, o.id).Scan(&tokens); err != nil || tokens != 1 {
+		t.Errorf("link tokens left = %d (%v), want 1", tokens, err)
+	}
 
 	var (
 		in, out, purged time.Time

@@ -80,7 +80,7 @@ type querier interface {
 // inputs are checked first, so the statement fails only when the
 // connection does, and then the unit of work fails anyway.
 func (db *DB) unitOrPool(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if tx, ok := unitTx(ctx); ok {
 		return tx
 	}
 	return db.pool
@@ -143,7 +143,6 @@ func (s *TelegramService) Link(ctx context.Context, token string, u fieldops.Tel
 		link     *fieldops.TelegramLink
 		sess     *fieldops.Session
 		sessHash []byte
-		written  bool
 		replaced []endedLink
 	)
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
@@ -228,23 +227,22 @@ func (s *TelegramService) Link(ctx context.Context, token string, u fieldops.Tel
 		if err := s.db.audit(ctx, tx, acc, entry{action: "telegram.link", targetType: "member", targetID: userID, changes: changes}); err != nil {
 			return err
 		}
-		// Last, so that nothing after it can fail in this function.
-		if err := s.sessions.write(ctx, sess, sessHash); err != nil {
-			return s.sessions.unavailable(err, "link telegram")
-		}
-		written = true
 		return nil
 	})
 	if err != nil {
-		if written {
-			// The commit failed after Redis had the session.
-			if derr := s.sessions.drop(context.WithoutCancel(ctx), sess, sessHash); derr != nil {
-				s.db.logger.Warn("telegram link: drop session of a failed link", "session", sess.ID, "err", derr)
-			}
-		}
 		return nil, err
 	}
-	s.dropSessions(ctx, replaced)
+	// Redis follows the commit (of the caller's unit of work, when the bot
+	// links inside one): the session list shows the new session and no
+	// longer the replaced ones. The link in Postgres is the record: if
+	// this fails, the chat works and FindSessions lists it from there.
+	s.db.afterCommit(ctx, func() {
+		wctx := context.WithoutCancel(ctx)
+		if err := s.sessions.write(wctx, sess, sessHash); err != nil {
+			s.db.logger.Warn("telegram link: session not written to redis", "session", sess.ID, "err", err)
+		}
+		s.dropSessions(wctx, replaced)
+	})
 	return link, nil
 }
 
@@ -390,7 +388,7 @@ func (s *TelegramService) Resolve(ctx context.Context, telegramUserID int64) (*f
 	case len(links) == 1:
 		return links[0], nil, nil
 	case current >= 0:
-		return links[current], nil, nil
+		return links[current], links, nil
 	}
 	return nil, links, nil
 }
@@ -561,7 +559,11 @@ func (s *TelegramService) TouchLink(ctx context.Context, telegramUserID int64) e
 		return nil
 	}
 	now := s.db.now()
-	_, err := s.db.unitOrPool(ctx).Exec(ctx, `
+	// On the pool, never in the caller's unit of work: the link rows it
+	// may lock are released at once rather than held for the whole
+	// update, and it cannot deadlock with a writer that locks the
+	// organisation first.
+	_, err := s.db.pool.Exec(ctx, `
 		WITH seen AS (
 			UPDATE telegram_links SET last_seen_at = $2
 			WHERE telegram_user_id = $1 AND active AND (last_seen_at IS NULL OR last_seen_at <= $3)
@@ -609,7 +611,11 @@ func endLinks(ctx context.Context, tx pgx.Tx, sel linkEnd, at time.Time, by *int
 	rows, err := tx.Query(ctx, `
 		WITH ended AS (
 			UPDATE telegram_links SET active = false, unlinked_at = $5, unlinked_by = $6
-			WHERE org_id = $1 AND active AND (user_id = $2 OR telegram_user_id = $3 OR session_id = $4)
+			WHERE org_id = $1 AND (user_id = $2 OR telegram_user_id = $3 OR session_id = $4)
+			  -- Active links, and links made inactive only because the user
+			  -- blocked the bot (which TouchLink would bring back).
+			  AND (active OR (blocked_at IS NOT NULL AND unlinked_by IS NULL AND unlinked_at = blocked_at
+			                  AND NOT EXISTS (SELECT 1 FROM sessions_revoked r WHERE r.session_id = telegram_links.session_id)))
 			RETURNING id, user_id, telegram_user_id, session_id, linked_at
 		), revoked AS (
 			INSERT INTO sessions_revoked (session_id, org_id, user_id, channel, revoked_at, revoked_by, reason, expires_at)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -84,8 +85,13 @@ func wantResolved(tb testing.TB, te *telegramEnv, telegramUserID int64, want *fi
 	if err != nil {
 		tb.Fatalf("Resolve: %v", err)
 	}
-	if link == nil || choices != nil || link.ID != want.ID || link.SessionID != want.SessionID || !link.LinkedAt.Equal(want.LinkedAt) {
+	if link == nil || link.ID != want.ID || link.SessionID != want.SessionID || !link.LinkedAt.Equal(want.LinkedAt) {
 		tb.Fatalf("Resolve = %+v, %+v; want %+v", link, choices, want)
+	}
+	// With several links, all are offered for switching, the current one
+	// among them.
+	if len(choices) == 1 || (len(choices) > 1 && !slices.ContainsFunc(choices, func(c *fieldops.TelegramLink) bool { return c.ID == want.ID })) {
+		tb.Fatalf("Resolve choices = %+v, want none or all links including %d", choices, want.ID)
 	}
 }
 
@@ -323,6 +329,11 @@ func TestTelegramService_Link(t *testing.T) {
 			t.Fatalf("WithinTx = %v", err)
 		}
 		wantNotLinked(t, te, 5001)
+		// Redis follows the commit: nothing was written for the rolled
+		// back link.
+		if n, err := te.rdb.SCard(bg, fmt.Sprintf("usess:%d:%d", o.id, m.UserID)).Result(); err != nil || n != 0 {
+			t.Fatalf("redis holds %d sessions of the member after the rollback (%v)", n, err)
+		}
 		// Committed with it.
 		var link *fieldops.TelegramLink
 		err = te.db.WithinTx(bg, func(ctx context.Context, _ pgx.Tx) error {
@@ -348,8 +359,12 @@ func TestTelegramService_Resolve(t *testing.T) {
 	bg := context.Background()
 
 	t.Run("OKCurrent", func(t *testing.T) {
-		// The latest link made its organisation the current one.
+		// The latest link made its organisation the current one; both are
+		// offered for /switch.
 		wantResolved(t, te, acct, lb)
+		if _, choices, _ := te.tg.Resolve(bg, acct); len(choices) != 2 {
+			t.Fatalf("choices = %d, want both links", len(choices))
+		}
 	})
 
 	t.Run("OKChoices", func(t *testing.T) {
@@ -630,6 +645,22 @@ func TestTelegramService_TouchLink(t *testing.T) {
 		}
 		wantResolved(t, te, 9500, link)
 		wantServed(t, te.sessionEnv, linkCtx(link))
+	})
+
+	t.Run("UnlinkWhileBlocked", func(t *testing.T) {
+		// Blocked, then unlinked by the member: unblocking does not bring
+		// the link back.
+		if err := store.NewOutbox(te.db).MarkBlocked(bg, o.id, eng, te.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := te.tg.Unlink(o.ctx[fieldops.RoleEngineer], eng); err != nil {
+			t.Fatalf("Unlink of a blocked link = %v", err)
+		}
+		if err := te.tg.TouchLink(bg, 9500); err != nil {
+			t.Fatal(err)
+		}
+		wantNotLinked(t, te, 9500)
+		link = mustLink(t, te, o.ctx[fieldops.RoleEngineer], tgUser(9500, ""))
 	})
 
 	t.Run("NotUnblockedWhenRevoked", func(t *testing.T) {

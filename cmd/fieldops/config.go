@@ -479,6 +479,9 @@ func (c TelegramConfig) validate() error {
 			envName("telegram.webhook_secret"), secretAllowed)
 	case c.WebhookSecret != "" && !webhookSecretRE.MatchString(c.WebhookSecret):
 		return invalidSecret("telegram.webhook_secret", secretAllowed)
+	case c.Token != "" && c.BotUsername == "":
+		return fmt.Errorf("config: telegram.bot_username (%s) is required with telegram.token: the bot's username without @, as in t.me/USERNAME (the links that tie a chat to a member use it)",
+			envName("telegram.bot_username"))
 	case c.BotUsername != "" && !botUsernameRE.MatchString(c.BotUsername):
 		return invalid("telegram.bot_username", c.BotUsername, "the bot's username without @: 5 to 32 characters of A-Z, a-z, 0-9 and _")
 	}

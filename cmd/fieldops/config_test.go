@@ -244,6 +244,7 @@ redis:
 			doc: `
 telegram:
   token: "123:` + secretMark + `"
+  bot_username: fieldops_bot
   mode: webhook
   webhook_secret_file: $DIR/hook
 `,
@@ -252,6 +253,7 @@ telegram:
 			want: func() Config {
 				c := withRequired()
 				c.Telegram.Token = "123:" + secretMark
+				c.Telegram.BotUsername = "fieldops_bot"
 				c.Telegram.Mode = "webhook"
 				c.Telegram.WebhookSecret = "hook-" + secretMark
 				c.Telegram.WebhookSecretFile = "$DIR/hook"
@@ -501,6 +503,11 @@ func TestLoadConfig_Err(t *testing.T) {
 			name: "ErrWebhookSecretLength",
 			env:  append([]string{"FIELDOPS_TELEGRAM_WEBHOOK_SECRET=" + strings.Repeat(secretMark, 50)}, requiredEnv...),
 			want: []string{"config: telegram.webhook_secret (FIELDOPS_TELEGRAM_WEBHOOK_SECRET) is not valid (value hidden)"},
+		},
+		{
+			name: "ErrBotUsernameMissing",
+			env:  append([]string{"FIELDOPS_TELEGRAM_TOKEN=123:" + secretMark}, requiredEnv...),
+			want: []string{"config: telegram.bot_username (FIELDOPS_TELEGRAM_BOT_USERNAME) is required with telegram.token"},
 		},
 		{
 			name: "ErrBotUsername",

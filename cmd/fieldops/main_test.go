@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,7 +280,8 @@ func TestAuditVerify(t *testing.T) {
 func TestServeDispatchesToTelegram(t *testing.T) {
 	t.Parallel()
 	tg := telegramtest.New(t)
-	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_API_URL="+tg.URL())
+	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_API_URL="+tg.URL(),
+		"FIELDOPS_TELEGRAM_BOT_USERNAME="+tg.Me().Username)
 	ctx := context.Background()
 	if code, out, errs := run(t, ctx, environ, "demo"); code != 0 {
 		t.Fatalf("demo = %d %q %q", code, out, errs)
@@ -315,5 +317,67 @@ func TestServeDispatchesToTelegram(t *testing.T) {
 	}
 	if sent == 0 {
 		t.Fatal("no notification marked sent by telegram")
+	}
+}
+
+// TestServeBotLinksAndAnswers: serve runs the bot: a /start with a link
+// token sent to the (local) Bot API is polled, stored, handled and
+// answered, and the chat then lists the engineer's jobs.
+func TestServeBotLinksAndAnswers(t *testing.T) {
+	t.Parallel()
+	tg := telegramtest.New(t)
+	environ := append(testEnviron(t), "FIELDOPS_TELEGRAM_TOKEN="+tg.Token(), "FIELDOPS_TELEGRAM_API_URL="+tg.URL(),
+		"FIELDOPS_TELEGRAM_BOT_USERNAME="+tg.Me().Username)
+	ctx := context.Background()
+	if code, out, errs := run(t, ctx, environ, "demo"); code != 0 {
+		t.Fatalf("demo = %d %q %q", code, out, errs)
+	}
+	conn, err := pgx.Connect(ctx, strings.TrimPrefix(environ[0], "FIELDOPS_DATABASE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// A link token for the demo engineer, as the panel's Link Telegram
+	// makes one (only its SHA-256 is stored).
+	const token = "AbCdEfGhIjKlMnOpQrStUv"
+	if _, err := conn.Exec(ctx, `INSERT INTO telegram_link_tokens (token_hash, org_id, user_id, expires_at)
+		SELECT sha256(convert_to($1, 'UTF8')), m.org_id, m.user_id, now() + interval '15 minutes'
+		FROM memberships m JOIN users x ON x.id = m.user_id WHERE x.email = 'engineer@demo.fieldops.test'`, token); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := serve(t, environ)
+	defer stop()
+	u := tg.NewUser("Ethan", "ethan_eng")
+	tg.SendCommand(u, "/start", token)
+	welcome := tg.WaitSent(t, u.ChatID(), 1, 20*time.Second)
+	if len(welcome) == 0 || !strings.Contains(welcome[0].Text, "Demo") {
+		t.Fatalf("answer to /start = %+v", welcome)
+	}
+	// The chat's command menu follows the member's permissions.
+	var cmds []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(cmds) == 0; time.Sleep(50 * time.Millisecond) {
+		cmds = nil
+		for _, c := range tg.CommandsFor(u) {
+			cmds = append(cmds, c.Command)
+		}
+	}
+	if !slices.Contains(cmds, "today") || slices.Contains(cmds, "capacity") {
+		t.Errorf("the engineer's commands = %v, want today and not capacity", cmds)
+	}
+	tg.SendCommand(u, "/week", "")
+	var week string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && week == ""; time.Sleep(50 * time.Millisecond) {
+		for _, m := range tg.Messages(u.ChatID()) {
+			if strings.Contains(m.Text, "this week") || strings.Contains(m.Text, "This week") {
+				week = m.Text
+			}
+		}
+	}
+	if week == "" {
+		t.Fatalf("no answer to /week: %+v", tg.Messages(u.ChatID()))
+	}
+	var linked int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM telegram_links WHERE telegram_user_id = $1 AND active`, u.ID).Scan(&linked); err != nil || linked != 1 {
+		t.Fatalf("active links = %d (%v)", linked, err)
 	}
 }

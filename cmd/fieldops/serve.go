@@ -118,7 +118,11 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}, bot.Options{
 		Token: tgToken, ServerURL: tgURL, BotUsername: botUsername,
 		Mode: cfg.Telegram.Mode, WebhookURL: strings.TrimSuffix(cfg.HTTP.BaseURL, "/") + webhookPath, WebhookSecret: cfg.Telegram.WebhookSecret,
-		Logger: logger.With("component", "bot"),
+		// Each worker holds a connection for the whole of an update: half
+		// the pool, at most 8, leaves the rest to the panel and the
+		// scheduler.
+		Workers: max(1, min(8, cfg.Database.MaxConns/2)),
+		Logger:  logger.With("component", "bot"),
 	})
 	if err != nil {
 		return fmt.Errorf("telegram: %w", err)
