@@ -52,6 +52,7 @@ type TimeEntry struct {
 	In, Out    LocationEvidence
 	Source     string     // telegram, web or manual
 	EditedAt   *time.Time // set when someone corrected the times
+	JobTitle   string     // filled by FieldWorkService.OpenEntries only
 }
 
 // Open reports whether the engineer is still checked in.

@@ -102,8 +102,12 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if v.Flash == "" {
 		v.Flash = s.takeFlash(w, r)
 	}
-	var buf bytes.Buffer
-	if err := p.t.Execute(&buf, v); err != nil {
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer s.putBuffer(buf)
+	if err := p.t.Execute(buf, v); err != nil {
 		s.logger.Error("render", "template", name, "err", err)
 		http.Error(w, "Something went wrong on our side; please try again.", http.StatusInternalServerError)
 		return
@@ -112,6 +116,18 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	buf.WriteTo(w)
+}
+
+// putBuffer returns a page buffer to the pool: pages are rendered into a
+// buffer (so that a template error can still become a 500), and a busy
+// page such as the dispatch board is a megabyte that would otherwise be
+// regrown by doubling on every request. Buffers over 4 MiB are dropped.
+func (s *Server) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > 4<<20 {
+		return
+	}
+	buf.Reset()
+	s.bufs.Put(buf)
 }
 
 // statusOf maps a domain error code to its HTTP status, once for the

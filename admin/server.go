@@ -77,6 +77,7 @@ type Server struct {
 	checks []Check
 	mux    *http.ServeMux
 	pages  map[string]*pageTemplate
+	bufs   sync.Pool // *bytes.Buffer for render
 	// CheckTimeout bounds each readiness check.
 	CheckTimeout time.Duration
 	// Now is the clock, for tests.

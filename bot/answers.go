@@ -34,6 +34,7 @@ func receivedAt(ctx context.Context) time.Time {
 type answers struct {
 	calls []fieldops.BotCall
 	err   error
+	after []func() // run once the update's transaction has committed
 }
 
 // withAnswers returns a context that collects a handler's answers.
@@ -56,6 +57,17 @@ func queue(ctx context.Context, method string, params any) {
 		return
 	}
 	a.calls = append(a.calls, fieldops.BotCall{Method: method, Params: m})
+}
+
+// afterCommit runs fn once the update's handling has committed (not at
+// all if it rolls back and is retried): for what the bot keeps in memory
+// about an update it handled.
+func afterCommit(ctx context.Context, fn func()) {
+	a, ok := ctx.Value(answersKey{}).(*answers)
+	if !ok {
+		panic("bot: afterCommit called outside an update's handling")
+	}
+	a.after = append(a.after, fn)
 }
 
 // fail marks the update's handling as failed for a reason that is not the

@@ -12,8 +12,8 @@ package bot
 // engine/...: the engine tests' handler (auditHandler: a customer created,
 // with its audit entry). real/...: the bot's own handlers: each user is a
 // linked engineer checked in on a job, so a text is saved as a note on it
-// (TouchLink, Resolve, ChatState, OpenEntries, AddNote with its audit
-// entry, the job's title for the answer).
+// (Resolve, ChatState, OpenEntries with the job's title, AddNote with its
+// audit entry; TouchLink once a minute per user).
 //
 // throughput: the users send as fast as they can; updates/s is what comes
 // out at the other end. throughput-noop (engine only): a handler that only

@@ -186,8 +186,8 @@ func New(svc Services, opts Options) (*Bot, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Bot{svc: svc, opts: opts, log: opts.Logger,
-		api:    opts.ServerURL + "/bot" + opts.Token + "/",
-		lim:    newLimits(opts.TimeUnit, !opts.NoRateLimits),
+		api:     opts.ServerURL + "/bot" + opts.Token + "/",
+		lim:     newLimits(opts.TimeUnit, !opts.NoRateLimits),
 		wakeup:  make(chan struct{}, 1),
 		touched: newPerUser[struct{}](touchEvery),
 		pressed: newPerUser[press](doubleTapWindow),

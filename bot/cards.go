@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -37,6 +38,42 @@ const (
 // one of them is the card of that job.
 var cardVerbs = map[string]bool{verbRefresh: true, verbCheckIn: true, verbCheckOut: true, verbPhotos: true,
 	verbDefect: true, verbComplete: true, verbCertificate: true, verbDefectCode: true, verbCompleteYes: true, verbCertType: true}
+
+// actingVerbs are the presses that create something or change state: a
+// second press of the same button on the same message soon after is a
+// double tap, answered "Done already." and not acted on. Presses that
+// only show something (open, refresh, the pickers) are not guarded.
+var actingVerbs = map[string]bool{verbCheckIn: true, verbCheckOut: true, verbLocIn: true, verbLocOut: true,
+	verbDefectCode: true, verbCompleteYes: true, verbCertType: true, verbPhotoJob: true}
+
+// doubleTapWindow is how long a handled press makes the same press again
+// a double tap.
+const doubleTapWindow = 10 * time.Second
+
+// press is a handled button press: its data, on which message.
+type press struct {
+	data  string
+	msgID int
+}
+
+// doubleTap reports whether the account's press repeats its last handled
+// one (same data, same message) within doubleTapWindow, judged by when
+// the updates arrived, with no message from the account in between (see
+// handleMessage). Otherwise the press is remembered once its update
+// commits: a handling that rolls back and is retried is not a double tap
+// of itself.
+func (b *Bot) doubleTap(ctx context.Context, user int64, data string, msgID int) bool {
+	at := receivedAt(ctx)
+	if at.IsZero() {
+		at = b.Now()
+	}
+	p := press{data: data, msgID: msgID}
+	if last, _, ok := b.pressed.get(user, at); ok && last == p {
+		return true
+	}
+	afterCommit(ctx, func() { b.pressed.put(user, at, p) })
+	return false
+}
 
 // callbackData is a decoded button press.
 type callbackData struct {

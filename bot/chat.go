@@ -365,7 +365,7 @@ func (t *turn) handleHelp() {
 	if g.Scope(fieldops.FlagJobCheckIn) != fieldops.ScopeNone {
 		b.WriteString("On a job card: Check in, Photos, Log defect, Complete.\n")
 		b.WriteString("Photos: send them in reply to a job card, or while checked in.\n")
-		b.WriteString("Text while checked in is saved as a note on the job.")
+		b.WriteString("Text: a note on the job whose card it replies to, or on the job you are checked in on.")
 	}
 	t.send(strings.TrimSpace(b.String()), nil)
 	t.setCommands()

@@ -49,12 +49,32 @@ func TestChatGroupRefused(t *testing.T) {
 	h := newChatHarness(t, chatOptions{})
 	_, u := h.linked(fieldops.RoleEngineer)
 	crew := h.srv.NewGroup("Crew", u)
-	want := h.settled() + 1
-	h.srv.SendCommand(u, "/today", "", telegramtest.InGroup(crew))
-	h.waitUntil("the group message to be answered", func() bool { return h.settled() >= want })
-	msgs := h.srv.Messages(crew.ID)
-	if len(msgs) != 1 || msgs[0].Text != "I only work in a private chat." {
-		t.Fatalf("group got %q", chatTexts(msgs))
+	const refusal = "I only work in a private chat: open a chat with @fieldops_test_bot and send /start."
+	in := telegramtest.InGroup(crew)
+	tests := []struct {
+		name   string
+		send   func()
+		answer bool
+	}{
+		{"Chatter", func() { h.srv.SendText(u, "running 10 min late, traffic on the A56", in) }, false},
+		{"OtherBotCommand", func() { h.srv.SendCommand(u, "/today@some_other_bot", "", in) }, false},
+		{"OtherMention", func() { h.srv.SendText(u, "ask @fieldops_test_bot_fan about it", in) }, false},
+		{"Command", func() { h.srv.SendCommand(u, "/today", "", in) }, true},
+		{"CommandToUs", func() { h.srv.SendCommand(u, "/today@fieldops_test_bot", "", in) }, true},
+		{"Mention", func() { h.srv.SendText(u, "@FieldOps_Test_Bot what's on today?", in) }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(h.srv.Messages(crew.ID))
+			h.act(u, tt.send)
+			msgs := h.srv.Messages(crew.ID)[before:]
+			switch {
+			case !tt.answer && len(msgs) != 0:
+				t.Fatalf("answered group chatter: %q", chatTexts(msgs))
+			case tt.answer && (len(msgs) != 1 || msgs[0].Text != refusal):
+				t.Fatalf("group got %q, want %q", chatTexts(msgs), refusal)
+			}
+		})
 	}
 }
 
@@ -358,5 +378,152 @@ func TestChatSeveralOrganisationsPicker(t *testing.T) {
 	msgs = h.act(u, func() { h.srv.SendCommand(u, "/today", "") })
 	if len(msgs) != 1 || strings.Contains(msgs[0].Text, "Which organisation") {
 		t.Errorf("still asked after choosing: %q", chatTexts(msgs))
+	}
+}
+
+func TestChatTextNotes(t *testing.T) {
+	h := newChatHarness(t, chatOptions{})
+	eng, u := h.linked(fieldops.RoleEngineer)
+	first := h.job("Flat 1 EICR", h.today(0, 1), h.today(23, 59), eng)
+	second := h.job("Flat 2 EICR", h.today(0, 2), h.today(23, 59), eng)
+	third := h.job("Flat 3 EICR", h.today(0, 3), h.today(23, 59), eng)
+	notes := func(jobID int64, body string) int {
+		return h.count(`SELECT count(*) FROM notes WHERE job_id = $1 AND body = $2`, jobID, body)
+	}
+	card1 := h.openCard(u, first.ID)
+	h.checkIn(u, card1, first.ID, chatSite)
+
+	t.Run("CheckedInOnOne", func(t *testing.T) {
+		msgs := h.act(u, func() { h.srv.SendText(u, "Meter cupboard locked") })
+		if len(msgs) != 1 || msgs[0].Text != "Noted on Flat 1 EICR." {
+			t.Fatalf("got %q", chatTexts(msgs))
+		}
+		if n := notes(first.ID, "Meter cupboard locked"); n != 1 {
+			t.Errorf("%d notes on the job", n)
+		}
+	})
+
+	card2 := h.openCard(u, second.ID)
+	h.checkIn(u, card2, second.ID, chatSite)
+	t.Run("CheckedInOnSeveral", func(t *testing.T) {
+		msgs := h.act(u, func() { h.srv.SendText(u, "Fuse board labelled") })
+		if len(msgs) != 1 || msgs[0].Text != "You are checked in on several jobs: reply to a job card to add a note." {
+			t.Fatalf("got %q", chatTexts(msgs))
+		}
+		if n := h.count(`SELECT count(*) FROM notes WHERE body = 'Fuse board labelled'`); n != 0 {
+			t.Errorf("%d notes saved", n)
+		}
+	})
+	t.Run("ReplyToCard", func(t *testing.T) {
+		msgs := h.act(u, func() { h.srv.SendText(u, "Fuse board labelled", telegramtest.ReplyTo(card2.MessageID)) })
+		if len(msgs) != 1 || msgs[0].Text != "Noted on Flat 2 EICR." {
+			t.Fatalf("got %q", chatTexts(msgs))
+		}
+		if n, m := notes(second.ID, "Fuse board labelled"), notes(first.ID, "Fuse board labelled"); n != 1 || m != 0 {
+			t.Errorf("notes: %d on the card's job, %d on the other", n, m)
+		}
+	})
+	t.Run("ReplyToCardNotCheckedIn", func(t *testing.T) {
+		card3 := h.openCard(u, third.ID)
+		msgs := h.act(u, func() { h.srv.SendText(u, "Tenant away until 3pm", telegramtest.ReplyTo(card3.MessageID)) })
+		if len(msgs) != 1 || msgs[0].Text != "Noted on Flat 3 EICR." {
+			t.Fatalf("got %q", chatTexts(msgs))
+		}
+		if n := notes(third.ID, "Tenant away until 3pm"); n != 1 {
+			t.Errorf("%d notes on the card's job", n)
+		}
+	})
+}
+
+func TestChatSwitch(t *testing.T) {
+	h := newChatHarness(t, chatOptions{})
+	_, mctx := h.member(fieldops.RoleEngineer)
+	u := h.srv.NewUser("Multi", "multi")
+	h.link(mctx, u)
+	commands := func() []string {
+		var out []string
+		for _, c := range h.srv.CommandsFor(u) {
+			out = append(out, c.Command)
+		}
+		return out
+	}
+
+	t.Run("OneOrganisation", func(t *testing.T) {
+		msgs := h.act(u, func() { h.srv.SendCommand(u, "/switch", "") })
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Text, "You're working for Chat Sparks") || len(msgs[0].Markup.Buttons()) != 0 {
+			t.Fatalf("got %q", chatTexts(msgs))
+		}
+		if slices.Contains(commands(), "switch") {
+			t.Errorf("commands %v offer /switch with one organisation", commands())
+		}
+	})
+
+	// The same Telegram account linked by a member of a second
+	// organisation, through the deep link: it becomes the current one.
+	otherID, _, otherOwner := h.newOrg("Another Firm Ltd", fmt.Sprintf("another%d@example.co.uk", chatSeq.Add(1)))
+	m, err := h.members.AddMember(otherOwner, fieldops.NewMember{Email: fmt.Sprintf("multi%d@example.co.uk", otherID),
+		Name: "Multi Engineer", Role: fieldops.RoleEngineer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.link(fieldops.NewContext(context.Background(), fieldops.Actor{UserID: m.UserID, OrgID: otherID, Channel: fieldops.ChannelWeb}), u)
+	if !slices.Contains(commands(), "switch") {
+		t.Errorf("commands %v lack /switch after the second link", commands())
+	}
+
+	msgs := h.act(u, func() { h.srv.SendCommand(u, "/switch", "") })
+	if len(msgs) != 1 || msgs[0].Text != "Which organisation are you working for now?" {
+		t.Fatalf("/switch: %q", chatTexts(msgs))
+	}
+	var labels []string
+	var chat models.InlineKeyboardButton
+	for _, b := range msgs[0].Markup.Buttons() {
+		labels = append(labels, b.Text)
+		if strings.HasPrefix(b.Text, "Chat Sparks") {
+			chat = b
+		}
+	}
+	if !slices.Equal(labels, []string{"✓ Another Firm Ltd (Engineer)", chat.Text}) || chat.CallbackData != fmt.Sprintf("org:%d", h.orgID) {
+		t.Fatalf("picker buttons %q", labels)
+	}
+	h.press(u, msgs[0].MessageID, chat.CallbackData)
+	if got := h.message(u, msgs[0].MessageID); !strings.HasPrefix(got.Text, "Now working for Chat Sparks") {
+		t.Errorf("picker answer: %q", got.Text)
+	}
+	if !slices.Contains(commands(), "switch") {
+		t.Errorf("commands %v lack /switch after choosing", commands())
+	}
+	msgs = h.act(u, func() { h.srv.SendCommand(u, "/help", "") })
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Text, "Chat Sparks") || !strings.Contains(msgs[0].Text, "/switch") {
+		t.Errorf("/help after switching: %q", chatTexts(msgs))
+	}
+}
+
+// TestChatBlockedThenBack: a link marked blocked between two messages less
+// than a minute apart (when the link is not touched again) works at once
+// when the user writes again.
+func TestChatBlockedThenBack(t *testing.T) {
+	h := newChatHarness(t, chatOptions{notify: true})
+	// Tomorrow morning: ahead of the database's clock, which dates the
+	// notification.
+	h.clock.Set(h.today(7, 30).AddDate(0, 0, 1))
+	eng, u := h.linked(fieldops.RoleEngineer)
+	if msgs := h.act(u, func() { h.srv.SendCommand(u, "/today", "") }); len(msgs) != 1 {
+		t.Fatalf("/today: %q", chatTexts(msgs))
+	}
+	h.act(u, func() { h.srv.BlockBot(u) })
+	h.job("Flat 9 EICR", h.today(13, 0), h.today(14, 0), eng) // its notification meets the block
+	h.waitUntil("the link to be marked blocked", func() bool {
+		return h.count(`SELECT count(*) FROM telegram_links WHERE telegram_user_id = $1 AND blocked_at IS NOT NULL AND NOT active`, u.ID) == 1
+	})
+	// Writing unblocks the bot: two updates, my_chat_member and the
+	// message.
+	before := len(h.srv.Messages(u.ChatID()))
+	want := h.settled() + 2
+	h.srv.SendCommand(u, "/today", "")
+	h.waitUntil("the message to be answered", func() bool { return h.settled() >= want })
+	msgs := h.srv.Messages(u.ChatID())[before:]
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Text, "Flat 9 EICR") {
+		t.Fatalf("/today after unblocking: %q", chatTexts(msgs))
 	}
 }

@@ -40,6 +40,9 @@ func (b *Bot) handleMessage(ctx context.Context, tg *tgbot.Bot, m *models.Messag
 		}
 		return
 	}
+	// A message between two presses makes the second one a request of
+	// its own (Check in, the location, Check in again), not a double tap.
+	b.pressed.forget(m.From.ID)
 	cmd, arg := parseCommand(m.Text)
 	if cmd == "start" && arg != "" {
 		t.handleLink(arg)
@@ -69,6 +72,7 @@ func (b *Bot) handleEditedMessage(ctx context.Context, tg *tgbot.Bot, m *models.
 	if m.From == nil || m.Location == nil || m.Chat.Type != models.ChatTypePrivate {
 		return
 	}
+	b.pressed.forget(m.From.ID)
 	t := b.newTurn(ctx, tg, m.From, m.Chat)
 	if !t.resolve(true) {
 		return
@@ -212,7 +216,7 @@ func (t *turn) handleText(text string, cardJob int64) {
 	}
 	switch {
 	case len(entries) == 0:
-		t.send("Send /today for your jobs, or /help. Text you send while checked in on a job is saved as a note on it.", nil)
+		t.send("Send /today for your jobs, or /help. Text you send while checked in on a job, or in reply to its card, is saved as a note on it.", nil)
 		return
 	case len(entries) > 1:
 		t.send("You are checked in on several jobs: reply to a job card to add a note.", nil)

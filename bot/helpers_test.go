@@ -146,7 +146,7 @@ func (h *chatHarness) newOrg(name, email string) (orgID, ownerID int64, owner co
 // start runs a bot on the harness's services.
 func (h *chatHarness) start() {
 	h.t.Helper()
-	b, err := bot.New(h.svc, bot.Options{Token: h.srv.Token(), ServerURL: h.srv.URL(), TimeUnit: h.srv.RetryAfterUnit(),
+	b, err := bot.New(h.svc, bot.Options{Token: h.srv.Token(), ServerURL: h.srv.URL(), BotUsername: h.srv.Me().Username, TimeUnit: h.srv.RetryAfterUnit(),
 		PollTimeout: time.Second, RetryBackoff: 20 * time.Millisecond, MaxAttempts: 2, Location: h.london, Now: h.clock.Now})
 	if err != nil {
 		h.t.Fatal(err)

@@ -529,13 +529,15 @@ func unavailable(err error) bool {
 // handleOnce runs the handler in the update's unit of work. ran is false
 // when the inbox had already handled the update (fn not called).
 func (e *engine) handleOnce(ctx context.Context, u *fieldops.InboundUpdate) (calls []fieldops.BotCall, ran bool, err error) {
+	var a *answers
 	err = e.b.svc.Inbox.Handle(ctx, u.UpdateID, func(tctx context.Context) ([]fieldops.BotCall, error) {
 		ran = true
 		var upd models.Update
 		if err := json.Unmarshal(u.Payload, &upd); err != nil {
 			return nil, fmt.Errorf("decode update %d: %w", u.UpdateID, err)
 		}
-		hctx, a := withAnswers(context.WithValue(tctx, receivedKey{}, u.ReceivedAt))
+		var hctx context.Context
+		hctx, a = withAnswers(context.WithValue(tctx, receivedKey{}, u.ReceivedAt))
 		if err := e.b.process(hctx, &upd); err != nil {
 			return nil, err
 		}
@@ -548,6 +550,11 @@ func (e *engine) handleOnce(ctx context.Context, u *fieldops.InboundUpdate) (cal
 	})
 	if err != nil {
 		return nil, ran, err
+	}
+	if a != nil {
+		for _, fn := range a.after {
+			fn()
+		}
 	}
 	return calls, ran, nil
 }

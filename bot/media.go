@@ -29,6 +29,10 @@ var (
 // downloadTimeout bounds one file download.
 const downloadTimeout = 2 * time.Minute
 
+// maxWaitingPhotos is how many photos the chat state keeps while the
+// member says which job they are for; more are refused until they do.
+const maxWaitingPhotos = 10
+
 // incomingPhoto is a picture received, kept in the chat state while the
 // member says which job it is for.
 type incomingPhoto struct {
@@ -125,6 +129,10 @@ func (t *turn) askPhotoJob(s fieldops.ChatState, p incomingPhoto, group string) 
 	if s.Kind == statePhotoJob {
 		files, _ = s.Data["files"].([]any)
 	}
+	if len(files) >= maxWaitingPhotos {
+		t.send(fmt.Sprintf("%d photos are waiting already: choose their job first, then send this one again.", len(files)), nil)
+		return
+	}
 	files = append(files, p.data())
 	sameAlbum := s.Kind == statePhotoJob && group != "" && stringData(s.Data, "group") == group
 	if !t.setState(fieldops.ChatState{Kind: statePhotoJob, Data: map[string]any{"files": files, "group": group}}) {
@@ -195,8 +203,13 @@ func (t *turn) askPhotos(jobID int64) {
 
 // savePhotos downloads the photos and adds them to the job; the answer
 // edits msgID when it is not 0. It reports whether it got to the end.
+//
+// Every download comes before the first AddPhoto: a write locks the
+// organisation's row until the update commits, and no other writer of
+// the organisation should wait on Telegram's file server meanwhile. The
+// price is memory: up to maxWaitingPhotos files at once.
 func (t *turn) savePhotos(jobID int64, photos []incomingPhoto, msgID int) bool {
-	saved, dup := 0, 0
+	fetched := make([]fieldops.NewPhoto, 0, len(photos))
 	for _, p := range photos {
 		data, err := t.download(p.FileID)
 		switch {
@@ -219,6 +232,10 @@ func (t *turn) savePhotos(jobID int64, photos []incomingPhoto, msgID int) bool {
 			at := time.Unix(p.At, 0).UTC()
 			np.TakenAt = &at
 		}
+		fetched = append(fetched, np)
+	}
+	saved, dup := 0, 0
+	for _, np := range fetched {
 		_, created, err := t.b.svc.Field.AddPhoto(t.ctx, jobID, np)
 		if t.refused(err) {
 			return false

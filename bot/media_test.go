@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldops/fieldops"
 	"github.com/fieldops/fieldops/bot/telegramtest"
@@ -184,5 +185,96 @@ func TestMediaTooBig(t *testing.T) {
 	}
 	if n := len(h.photoHashes(j.ID)); n != 0 {
 		t.Errorf("%d photos stored", n)
+	}
+}
+
+func TestMediaWaitingPhotosCapped(t *testing.T) {
+	h := newChatHarness(t, chatOptions{})
+	eng, u := h.linked(fieldops.RoleEngineer)
+	j := h.job("Flat 5 EICR", h.today(0, 1), h.today(23, 59), eng)
+
+	// No card, no job in hand, not checked in: each photo waits for the
+	// job to be chosen.
+	var question telegramtest.SentMessage
+	for i := range 10 {
+		msgs := h.act(u, func() { h.srv.SendPhoto(u, chatJPEG(t, 20+i), "", 0) })
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Text, "Which job") {
+			t.Fatalf("photo %d: got %q", i+1, chatTexts(msgs))
+		}
+		question = msgs[0]
+	}
+	if question.Text != "Which job are these 10 photos for?" {
+		t.Errorf("last question %q", question.Text)
+	}
+	msgs := h.act(u, func() { h.srv.SendPhoto(u, chatJPEG(t, 40), "", 0) })
+	if len(msgs) != 1 || msgs[0].Text != "10 photos are waiting already: choose their job first, then send this one again." {
+		t.Fatalf("11th photo: got %q", chatTexts(msgs))
+	}
+	st, err := h.tgsvc.ChatState(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := st.Data["files"].([]any); len(files) != 10 {
+		t.Fatalf("%d file ids kept, want 10", len(files))
+	}
+
+	// Choosing the job saves the ten.
+	h.press(u, question.MessageID, fmt.Sprintf("j:pj:%d", j.ID))
+	if got := h.message(u, question.MessageID); got.Text != "10 photos saved to Flat 5 EICR." {
+		t.Errorf("answer %q", got.Text)
+	}
+	if n := len(h.photoHashes(j.ID)); n != 10 {
+		t.Errorf("%d photos on the job, want 10", n)
+	}
+}
+
+// TestMediaDownloadsBeforeWrites: while a photo downloads, the update has
+// written nothing, so the organisation's row (which every write locks
+// until the update commits) is free for its other writers.
+func TestMediaDownloadsBeforeWrites(t *testing.T) {
+	h := newChatHarness(t, chatOptions{})
+	eng, u := h.linked(fieldops.RoleEngineer)
+	j := h.job("Flat 6 EICR", h.today(0, 1), h.today(23, 59), eng)
+	var question telegramtest.SentMessage
+	for i := range 2 {
+		question = h.act(u, func() { h.srv.SendPhoto(u, chatJPEG(t, 50+i), "", 0) })[0]
+	}
+
+	downloads := len(h.srv.RequestsFor("file"))
+	h.srv.DelayNext("file", 0)             // the first photo at once,
+	h.srv.DelayNext("file", 3*time.Second) // the second slowly
+	want := h.settled() + 1
+	if _, err := h.srv.PressButton(u, question.MessageID, fmt.Sprintf("j:pj:%d", j.ID)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUntil("the first photo to be downloaded", func() bool { return len(h.srv.RequestsFor("file")) > downloads })
+	// Time for a first AddPhoto, had it come before the second download.
+	time.Sleep(700 * time.Millisecond)
+
+	ctx := context.Background()
+	tx, err := h.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, h.orgID); err != nil {
+		t.Fatalf("the organisation was locked while a photo downloaded: %v", err)
+	}
+	if len(h.srv.RequestsFor("file")) != downloads+1 {
+		t.Fatal("the second download ended before the organisation was tried: the test proves nothing")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h.waitUntil("the photos to be saved", func() bool { return h.settled() >= want })
+	if got := h.message(u, question.MessageID); got.Text != "2 photos saved to Flat 6 EICR." {
+		t.Errorf("answer %q", got.Text)
+	}
+	if n := len(h.photoHashes(j.ID)); n != 2 {
+		t.Errorf("%d photos on the job, want 2", n)
 	}
 }

@@ -399,6 +399,9 @@ func (s *sender) sendCall(ctx context.Context, c fieldops.BotCall) error {
 // links are marked blocked, so that notifications go by e-mail.
 func (s *sender) blocked(ctx context.Context, chat int64) {
 	b := s.b
+	if chat > 0 {
+		b.touched.forget(chat) // its next message touches the link, which brings it back
+	}
 	if chat <= 0 || b.svc.Telegram == nil || b.svc.Outbox == nil {
 		return
 	}

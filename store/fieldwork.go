@@ -36,19 +36,23 @@ const (
 	maxCaptionChars = 1000
 )
 
-const timeEntrySelect = `SELECT t.id, t.job_id, t.user_id, u.name, t.check_in_at, t.check_out_at,
+const (
+	timeEntryColumns = `t.id, t.job_id, t.user_id, u.name, t.check_in_at, t.check_out_at,
 		t.check_in_lat, t.check_in_lng, t.check_in_accuracy_m, t.check_in_distance_m, t.check_in_message_at, t.check_in_flags,
 		t.check_out_lat, t.check_out_lng, t.check_out_accuracy_m, t.check_out_distance_m, t.check_out_message_at, t.check_out_flags,
-		t.source, t.edited_at, t.location_purged_at IS NOT NULL
+		t.source, t.edited_at, t.location_purged_at IS NOT NULL`
+	timeEntrySelect = `SELECT ` + timeEntryColumns + `
 	FROM time_entries t JOIN users u ON u.id = t.user_id `
+)
 
-func scanFieldEntry(row pgx.Row) (*fieldops.TimeEntry, error) {
+// scanFieldEntry reads the columns of timeEntryColumns, then any extra.
+func scanFieldEntry(row pgx.Row, extra ...any) (*fieldops.TimeEntry, error) {
 	e := &fieldops.TimeEntry{}
 	var purged bool
-	if err := row.Scan(&e.ID, &e.JobID, &e.UserID, &e.UserName, &e.CheckInAt, &e.CheckOutAt,
+	if err := row.Scan(append([]any{&e.ID, &e.JobID, &e.UserID, &e.UserName, &e.CheckInAt, &e.CheckOutAt,
 		&e.In.Lat, &e.In.Lng, &e.In.AccuracyM, &e.In.DistanceM, &e.In.MessageAt, &e.In.Flags,
 		&e.Out.Lat, &e.Out.Lng, &e.Out.AccuracyM, &e.Out.DistanceM, &e.Out.MessageAt, &e.Out.Flags,
-		&e.Source, &e.EditedAt, &purged); err != nil {
+		&e.Source, &e.EditedAt, &purged}, extra...)...); err != nil {
 		return nil, err
 	}
 	e.In.Purged = purged
@@ -330,8 +334,8 @@ func (s *FieldWorkService) CheckOut(ctx context.Context, jobID int64, loc fieldo
 	return te, nil
 }
 
-// OpenEntries lists where the actor is checked in, newest first. Any
-// active member may ask.
+// OpenEntries lists where the actor is checked in, newest first, with
+// each job's title. Any active member may ask.
 func (s *FieldWorkService) OpenEntries(ctx context.Context) ([]*fieldops.TimeEntry, error) {
 	var out []*fieldops.TimeEntry
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
@@ -339,12 +343,21 @@ func (s *FieldWorkService) OpenEntries(ctx context.Context) ([]*fieldops.TimeEnt
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, timeEntrySelect+`WHERE t.org_id = $1 AND t.user_id = $2 AND t.check_out_at IS NULL
+		rows, err := tx.Query(ctx, `SELECT `+timeEntryColumns+`, j.title
+			FROM time_entries t JOIN users u ON u.id = t.user_id JOIN jobs j ON j.org_id = t.org_id AND j.id = t.job_id
+			WHERE t.org_id = $1 AND t.user_id = $2 AND t.check_out_at IS NULL
 			ORDER BY t.check_in_at DESC, t.id DESC`, acc.OrgID, acc.UserID)
 		if err != nil {
 			return fmt.Errorf("open entries: %w", err)
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*fieldops.TimeEntry, error) { return scanFieldEntry(row) })
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*fieldops.TimeEntry, error) {
+			var title string
+			e, err := scanFieldEntry(row, &title)
+			if err == nil {
+				e.JobTitle = title
+			}
+			return e, err
+		})
 		if err != nil {
 			return fmt.Errorf("open entries: %w", err)
 		}

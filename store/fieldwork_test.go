@@ -814,7 +814,8 @@ func TestFieldWorkAddPhoto(t *testing.T) {
 		})
 	}
 	t.Run("DeclaredJPEG/OK", func(t *testing.T) {
-		// A type the sniffer does not know (HEIC) is taken as declared.
+		// HEIC, which http.DetectContentType does not know, is recognised
+		// from its ftyp box (the declared type is not what decides).
 		p, created, err := v.svc.AddPhoto(eng, j.ID, fieldops.NewPhoto{Data: []byte("....ftypheic"), ContentType: "image/heic"})
 		if err != nil || !created {
 			t.Fatalf("photo = %+v (created %v), %v", p, created, err)

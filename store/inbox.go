@@ -157,7 +157,7 @@ func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.
 // withoutStartToken is the stored update without the argument of a
 // /start command, which is a link token: once the update is handled (or
 // set aside) the inbox keeps no usable secret.
-const withoutStartToken = `CASE WHEN payload #>> '{message,text}' LIKE '/start %'
+const withoutStartToken = `CASE WHEN payload #>> '{message,text}' ~ '^/start(@[A-Za-z0-9_]+)?\s'
 	THEN jsonb_set(payload, '{message,text}', '"/start"') ELSE payload END`
 
 // Failed counts a failed attempt at a pending update; with setAside it

@@ -444,9 +444,10 @@ func TestInbox_ForgetsStartTokens(t *testing.T) {
 	te := newTelegramEnv(t)
 	in := store.NewInbox(te.db)
 	bg := context.Background()
-	mustStore(t, in, 4, update(1, 77, "/start secrettoken"), update(2, 77, "/start othertoken"), update(3, 77, "/starting text"))
+	mustStore(t, in, 5, update(1, 77, "/start secrettoken"), update(2, 77, "/start othertoken"), update(3, 77, "/starting text"),
+		update(4, 77, "/start@fieldops_bot thirdtoken"))
 	noop := func(context.Context) ([]fieldops.BotCall, error) { return nil, nil }
-	for _, id := range []int64{1, 3} {
+	for _, id := range []int64{1, 3, 4} {
 		if err := in.Handle(bg, id, noop); err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +455,7 @@ func TestInbox_ForgetsStartTokens(t *testing.T) {
 	if err := in.Failed(bg, 2, "boom", true); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[int64]string{1: "/start", 2: "/start", 3: "/starting text"} {
+	for id, want := range map[int64]string{1: "/start", 2: "/start", 3: "/starting text", 4: "/start"} {
 		var text string
 		if err := te.pool.QueryRow(bg, `SELECT payload #>> '{message,text}' FROM telegram_updates WHERE update_id = $1`, id).Scan(&text); err != nil {
 			t.Fatal(err)
