@@ -66,7 +66,7 @@ type fixture struct {
 
 var seq atomic.Int64
 
-func newFixture(t *testing.T, opts ...telegramtest.Option) *fixture {
+func newFixture(t testing.TB, opts ...telegramtest.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	pool := storetest.MustOpenDB(t)
@@ -110,7 +110,7 @@ func ptr[T any](v T) *T { return &v }
 
 // engineer adds an engineer; with linked, a Telegram user with an active
 // link to them.
-func (f *fixture) engineer(t *testing.T, linked bool) (int64, *telegramtest.User) {
+func (f *fixture) engineer(t testing.TB, linked bool) (int64, *telegramtest.User) {
 	t.Helper()
 	f.n++
 	m, err := f.members.AddMember(f.owner, fieldops.NewMember{Email: fmt.Sprintf("eng%d.%d@example.co.uk", f.orgID, f.n),
@@ -131,7 +131,7 @@ func (f *fixture) engineer(t *testing.T, linked bool) (int64, *telegramtest.User
 
 // assign creates a job and assigns the engineers to it (the first is the
 // primary), which queues job.assigned for each.
-func (f *fixture) assign(t *testing.T, title string, engineers ...int64) *fieldops.Job {
+func (f *fixture) assign(t testing.TB, title string, engineers ...int64) *fieldops.Job {
 	t.Helper()
 	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	j, err := f.jobs.CreateJob(f.owner, fieldops.NewJob{CustomerID: f.customer, SiteID: f.site, Type: "eicr", Title: title,
@@ -155,7 +155,7 @@ func (f *fixture) dispatcher(opts ...bot.DispatchOption) *bot.Dispatcher {
 	return bot.NewDispatcher(f.outbox, f.tg, f.mailer, nil, opts...)
 }
 
-func (f *fixture) count(t *testing.T, query string, args ...any) int {
+func (f *fixture) count(t testing.TB, query string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := f.pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
@@ -164,11 +164,11 @@ func (f *fixture) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
-func (f *fixture) unsent(t *testing.T) int {
+func (f *fixture) unsent(t testing.TB) int {
 	return f.count(t, `SELECT count(*) FROM notifications WHERE org_id = $1 AND sent_at IS NULL`, f.orgID)
 }
 
-func runOnce(t *testing.T, d *bot.Dispatcher) int {
+func runOnce(t testing.TB, d *bot.Dispatcher) int {
 	t.Helper()
 	n, err := d.RunOnce(context.Background())
 	if err != nil {
@@ -178,7 +178,7 @@ func runOnce(t *testing.T, d *bot.Dispatcher) int {
 }
 
 // drain runs passes until nothing is left unsent.
-func drain(t *testing.T, f *fixture, d *bot.Dispatcher, timeout time.Duration) {
+func drain(t testing.TB, f *fixture, d *bot.Dispatcher, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for f.unsent(t) > 0 {

@@ -84,6 +84,11 @@ func TestKill(t *testing.T) {
 				t.Fatalf("the child was not killed at %s (%v):\n%s", tc.step, cmd.ProcessState, out.String())
 			}
 			before := len(env.srv.Sent())
+			// A restart takes longer than Telegram's rate windows; without
+			// this pause the new process's fresh limiters could send into
+			// the window the dead one filled and get a 429 (a retry, which
+			// the check below counts).
+			time.Sleep(5 * env.srv.RetryAfterUnit())
 
 			// A new process; its clock is past the dead one's claims.
 			b := env.newBot(t, func(o *Options) {

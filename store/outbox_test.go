@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldops/fieldops"
 	"github.com/fieldops/fieldops/store"
@@ -113,5 +116,46 @@ func TestOutboxFailedAndOrder(t *testing.T) {
 	}
 	if got, _ := ob.ClaimDue(ctx, now.Add(time.Hour), 10); len(got) != 1 || got[0].ID != rest[0].ID {
 		t.Fatalf("failed message claimed again: %+v", got)
+	}
+}
+
+// TestOutboxClaimSpreadsRecipients: a claim takes at most four of one
+// recipient's messages (the oldest), so one person's backlog does not
+// fill a batch that Telegram lets through at one message a second.
+func TestOutboxClaimSpreadsRecipients(t *testing.T) {
+	e := newEnv(t)
+	o := mustOrg(t, e)
+	ctx := context.Background()
+	mustExec(t, e, `DELETE FROM notifications WHERE org_id = $1`, o.id)
+	a, b := o.user[fieldops.RoleEngineer], o.user[fieldops.RoleManager]
+	mustExec(t, e, `INSERT INTO notifications (org_id, user_id, channel, kind, not_before)
+		SELECT $1, $2, 'telegram', 'job.reminder', now() - interval '1 hour' + k * interval '1 second' FROM generate_series(1, 10) k`, o.id, a)
+	mustExec(t, e, `INSERT INTO notifications (org_id, user_id, channel, kind, not_before) VALUES ($1, $2, 'telegram', 'job.reminder', now())`, o.id, b)
+	ob := store.NewOutbox(e.db)
+	now := time.Now().Add(time.Minute)
+	msgs, err := ob.ClaimDue(ctx, now, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int64][]int64{}
+	for _, m := range msgs {
+		per[m.UserID] = append(per[m.UserID], m.ID)
+	}
+	if len(per[a]) != 4 || len(per[b]) != 1 {
+		t.Fatalf("claimed %d of A's and %d of B's, want 4 and 1", len(per[a]), len(per[b]))
+	}
+	// A's oldest four, in order.
+	var oldest []int64
+	rows, err := e.pool.Query(ctx, `SELECT id FROM notifications WHERE user_id = $1 ORDER BY id LIMIT 4`, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oldest, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || !slices.Equal(oldest, per[a]) {
+		t.Fatalf("claimed %v of A's, want the oldest %v (%v)", per[a], oldest, err)
+	}
+	// The next claim takes A's next four.
+	next, err := ob.ClaimDue(ctx, now, 10)
+	if err != nil || len(next) != 4 {
+		t.Fatalf("next claim = %d messages, %v; want 4", len(next), err)
 	}
 }
