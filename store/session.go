@@ -819,17 +819,8 @@ func (s *SessionService) RevokeSession(ctx context.Context, id string) error {
 		if sess == nil || sess.OrgID != acc.OrgID {
 			return notFound("Session")
 		}
-		if sess.UserID != acc.UserID {
-			if err := acc.require(fieldops.FlagSessionRevokeAll); err != nil {
-				return err
-			}
-			role, err := memberRole(ctx, tx, acc.OrgID, sess.UserID)
-			if err != nil {
-				return err
-			}
-			if err := fieldops.CheckManageMember(acc.Role, role); err != nil {
-				return err
-			}
+		if err := requireManageSessions(ctx, tx, acc, sess.UserID); err != nil {
+			return err
 		}
 		now := s.db.now()
 		reason := "revoked"
@@ -922,6 +913,23 @@ func validPublicID(id string) bool {
 	return true
 }
 
+// requireManageSessions allows the actor to end a member's sessions (or
+// Telegram link): their own always; another member's with
+// session.revoke_all, and an Owner's only by an Owner.
+func requireManageSessions(ctx context.Context, tx pgx.Tx, acc *access, userID int64) error {
+	if userID == acc.UserID {
+		return nil
+	}
+	if err := acc.require(fieldops.FlagSessionRevokeAll); err != nil {
+		return err
+	}
+	role, err := memberRole(ctx, tx, acc.OrgID, userID)
+	if err != nil {
+		return err
+	}
+	return fieldops.CheckManageMember(acc.Role, role)
+}
+
 // memberRole returns a member's role, whether active or removed.
 func memberRole(ctx context.Context, tx pgx.Tx, orgID, userID int64) (fieldops.Role, error) {
 	var role string
@@ -951,17 +959,8 @@ func (s *SessionService) RevokeUserSessions(ctx context.Context, userID int64) e
 			return err
 		}
 		orgID = acc.OrgID
-		if userID != acc.UserID {
-			if err := acc.require(fieldops.FlagSessionRevokeAll); err != nil {
-				return err
-			}
-			role, err := memberRole(ctx, tx, acc.OrgID, userID)
-			if err != nil {
-				return err
-			}
-			if err := fieldops.CheckManageMember(acc.Role, role); err != nil {
-				return err
-			}
+		if err := requireManageSessions(ctx, tx, acc, userID); err != nil {
+			return err
 		}
 		now := s.db.now()
 		if err := upsertFloor(ctx, tx, acc.OrgID, userID, now); err != nil {

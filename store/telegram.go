@@ -434,17 +434,8 @@ func (s *TelegramService) Unlink(ctx context.Context, userID int64) error {
 		if err != nil {
 			return err
 		}
-		if userID != acc.UserID {
-			if err := acc.require(fieldops.FlagSessionRevokeAll); err != nil {
-				return err
-			}
-			role, err := memberRole(ctx, tx, acc.OrgID, userID)
-			if err != nil {
-				return err
-			}
-			if err := fieldops.CheckManageMember(acc.Role, role); err != nil {
-				return err
-			}
+		if err := requireManageSessions(ctx, tx, acc, userID); err != nil {
+			return err
 		}
 		if ended, err = endLinks(ctx, tx, linkEnd{orgID: acc.OrgID, userID: userID}, s.db.now(), &acc.UserID, "unlinked",
 			s.sessions.TelegramTTL); err != nil {
