@@ -198,11 +198,12 @@ func TestBrowserInviteToRevoke(t *testing.T) {
 	}
 }
 
-// do runs browser steps with a time limit, and on failure shows where
-// the browser was.
+// do runs browser steps with a time limit (generous: a loaded CI machine
+// running the race detector is slow, and a step that truly fails fails
+// anyway), and on failure shows where the browser was.
 func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(sctx, chromedp.Steps(steps...)); err != nil {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
