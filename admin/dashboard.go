@@ -31,10 +31,7 @@ func (v dashboardView) Overdue(d *fieldops.Defect) bool { return d.Overdue(v.Day
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	me, _ := memberFrom(ctx)
-	loc, err := time.LoadLocation(me.org.TimeZone)
-	if err != nil {
-		loc = london
-	}
+	loc := orgLocation(r)
 	now := s.Now().In(loc)
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	monday := today.AddDate(0, 0, -((int(today.Weekday()) + 6) % 7))

@@ -229,11 +229,7 @@ func (s *Server) renderSandboxChat(w http.ResponseWriter, r *http.Request, statu
 // today that is not finished, if there is one with coordinates.
 func (s *Server) prefillSite(r *http.Request, v *sandboxChatView) {
 	ctx := r.Context()
-	me, _ := memberFrom(ctx)
-	loc, err := time.LoadLocation(me.org.TimeZone)
-	if err != nil {
-		loc = london
-	}
+	loc := orgLocation(r)
 	now := s.Now().In(loc)
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	jobs, _, err := s.svc.Jobs.FindJobs(ctx, fieldops.JobFilter{EngineerID: v.Member.UserID, From: day, To: day.AddDate(0, 0, 1), Limit: 50})
