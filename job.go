@@ -230,8 +230,9 @@ type JobService interface {
 	// scheduled job are told it is off.
 	DeleteJob(ctx context.Context, id int64) error
 	// FindSchedule needs schedule.view_team: the board of the
-	// organisation's local day containing day, one row per engineer.
-	FindSchedule(ctx context.Context, day time.Time) (*Schedule, error)
+	// organisation's local day containing q.Day, one row per engineer,
+	// a page of engineers at a time.
+	FindSchedule(ctx context.Context, q ScheduleQuery) (*Schedule, error)
 }
 
 func checkJobType(t string) error {

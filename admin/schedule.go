@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,16 @@ const (
 type scheduleView struct {
 	Title      string // "Mon 23 Nov 2026"
 	Day        string // ?day= of the day shown
-	Prev, Next string // ?day= of the neighbouring days
+	Prev, Next string // links to the neighbouring days, same engineers
 	Hours      []string
 	Rows       []scheduleRow
-	Unassigned []scheduleBlock
+	// Name is the engineers' name filter; Page of Pages, Total engineers
+	// match it; First and Last number the engineers shown (from 1).
+	Name                            string
+	Page, Pages, Total, First, Last int
+	PrevPage, NextPage              string // links to the neighbouring pages, "" at either end
+	PageLinks                       []pageLink
+	Unassigned                      []scheduleBlock
 	// Listed reports whether the unassigned jobs could be listed (job.view).
 	Listed bool
 }
@@ -61,8 +68,18 @@ type scheduleBlock struct {
 	Lane     int
 }
 
+// pageLink is a numbered link to a page of the board; Current marks the
+// page shown.
+type pageLink struct {
+	N       int
+	URL     string
+	Current bool
+}
+
 // handleSchedule shows the team's schedule of a day (?day=2026-11-23,
-// default today) as a dispatch board (schedule.view_team).
+// default today) as a dispatch board (schedule.view_team), fifty
+// engineers a page (?page=2), optionally only those whose name contains
+// ?name=.
 func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	loc := orgLocation(r)
@@ -75,7 +92,16 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) {
 		}
 		day = d.Add(12 * time.Hour) // midday: never in a skipped or repeated hour
 	}
-	sched, err := s.svc.Jobs.FindSchedule(ctx, day)
+	q := fieldops.ScheduleQuery{Day: day, Name: strings.TrimSpace(r.URL.Query().Get("name"))}
+	if p := r.URL.Query().Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			s.fail(w, r, fieldops.Invalid("page", "The page is a number from 1, such as 2."))
+			return
+		}
+		q.Page = n
+	}
+	sched, err := s.svc.Jobs.FindSchedule(ctx, q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -85,8 +111,36 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	v := &scheduleView{
 		Title: from.Format("Mon 2 Jan 2006"),
 		Day:   from.Format(time.DateOnly),
-		Prev:  from.AddDate(0, 0, -1).Format(time.DateOnly),
-		Next:  from.AddDate(0, 0, 1).Format(time.DateOnly),
+		Name:  q.Name,
+		Page:  sched.Page, Pages: sched.Pages, Total: sched.Total,
+	}
+	if len(sched.Engineers) > 0 {
+		v.First = (sched.Page-1)*sched.PerPage + 1
+		v.Last = v.First + len(sched.Engineers) - 1
+	}
+	boardURL := func(day string, n int) string {
+		u := url.Values{"day": {day}}
+		if q.Name != "" {
+			u.Set("name", q.Name)
+		}
+		if n > 1 {
+			u.Set("page", strconv.Itoa(n))
+		}
+		return "/schedule?" + u.Encode()
+	}
+	pageURL := func(n int) string { return boardURL(v.Day, n) }
+	v.Prev = boardURL(from.AddDate(0, 0, -1).Format(time.DateOnly), v.Page)
+	v.Next = boardURL(from.AddDate(0, 0, 1).Format(time.DateOnly), v.Page)
+	if v.Pages > 1 {
+		for n := 1; n <= v.Pages; n++ {
+			v.PageLinks = append(v.PageLinks, pageLink{N: n, URL: pageURL(n), Current: n == v.Page})
+		}
+		if v.Page > 1 {
+			v.PrevPage = pageURL(v.Page - 1)
+		}
+		if v.Page < v.Pages {
+			v.NextPage = pageURL(v.Page + 1)
+		}
 	}
 	for h := range 24 {
 		v.Hours = append(v.Hours, fmt.Sprintf("%02d", h))

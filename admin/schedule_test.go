@@ -133,3 +133,71 @@ func TestSchedulePage(t *testing.T) {
 		}
 	})
 }
+
+// TestSchedulePages: the board shows fifty engineers a page, by name,
+// with links to the other pages that keep the day and the name filter,
+// and the name filter finds one engineer among many.
+func TestSchedulePages(t *testing.T) {
+	t.Parallel()
+	a := withCapacity(t, newApp(t), time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC))
+	o := a.mustOrg(t)
+	ctx := t.Context()
+	if _, err := a.pool.Exec(ctx, `INSERT INTO users (email, name) SELECT 'pages' || k || '-' || $1::bigint || '@example.co.uk', 'Zed ' || lpad(k::text, 2, '0')
+		FROM generate_series(1, 60) k`, o.id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.pool.Exec(ctx, `INSERT INTO memberships (org_id, user_id, role) SELECT $1, id, 'engineer' FROM users WHERE email LIKE 'pages%-' || $1::bigint || '@example.co.uk'`, o.id); err != nil {
+		t.Fatal(err)
+	}
+	c := o.client[fieldops.RoleManager]
+	rows := func(body string) int { return strings.Count(body, `<div class="sb-row" id="engineer-`) }
+
+	code, body, _ := a.do(t, c, "GET", "/schedule?day=2026-11-23", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /schedule = %d\n%s", code, excerpt(body))
+	}
+	// The fixture's members who can check in come first by name; the 60
+	// "Zed" engineers after them.
+	if got := rows(body); got != fieldops.DefaultSchedulePerPage {
+		t.Fatalf("page 1 has %d rows, want %d", got, fieldops.DefaultSchedulePerPage)
+	}
+	i := strings.Index(body, `id="board-count">Engineers 1–50 of `)
+	if i < 0 {
+		t.Fatalf("no count of engineers\n%s", excerpt(body))
+	}
+	var n int
+	if _, err := fmt.Sscanf(body[i+len(`id="board-count">Engineers 1–50 of `):], "%d", &n); err != nil || n < 61 || n > 70 {
+		t.Fatalf("total engineers = %d, %v", n, err)
+	}
+	for _, want := range []string{`href="/schedule?day=2026-11-23&amp;page=2" rel="next"`, `<strong aria-current="page">1</strong>`,
+		`href="/schedule?day=2026-11-24"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page 1 lacks %s", want)
+		}
+	}
+	_, body, _ = a.do(t, c, "GET", "/schedule?day=2026-11-23&page=2", nil)
+	if got := rows(body); got != n-50 {
+		t.Errorf("page 2 has %d rows, want %d", got, n-50)
+	}
+	for _, want := range []string{"Zed 60", `href="/schedule?day=2026-11-23" rel="prev"`, `href="/schedule?day=2026-11-24&amp;page=2"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page 2 lacks %s", want)
+		}
+	}
+	if strings.Contains(body, ">Zed 01<") || strings.Contains(body, `rel="next"`) {
+		t.Error("page 2 shows an engineer of page 1 or a next page")
+	}
+	_, body, _ = a.do(t, c, "GET", "/schedule?day=2026-11-23&name=zed+07", nil)
+	if rows(body) != 1 || !strings.Contains(body, "Zed 07") || !strings.Contains(body, "Engineers 1–1 of 1 whose name contains") || strings.Contains(body, `class="pager"`) {
+		t.Errorf("name filter: %d rows\n%s", rows(body), excerpt(body))
+	}
+	_, body, _ = a.do(t, c, "GET", "/schedule?day=2026-11-23&name=nobody", nil)
+	if !strings.Contains(body, "No engineer's name contains “nobody”") {
+		t.Errorf("no match is not explained\n%s", excerpt(body))
+	}
+	for _, p := range []string{"0", "two", "-1"} {
+		if code, body, _ := a.do(t, c, "GET", "/schedule?page="+p, nil); code != http.StatusUnprocessableEntity || !strings.Contains(body, "The page is a number") {
+			t.Errorf("page=%s = %d, want 422 naming the page\n%s", p, code, excerpt(body))
+		}
+	}
+}

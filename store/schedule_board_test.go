@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ func TestFindScheduleByRole(t *testing.T) {
 	o := mustOrg(t, e)
 	for _, role := range fieldops.AllRoles() {
 		t.Run(role.String(), func(t *testing.T) {
-			s, err := e.jobs.FindSchedule(o.ctx[role], time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+			s, err := e.jobs.FindSchedule(o.ctx[role], fieldops.ScheduleQuery{Day: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)})
 			if fieldops.RoleGrants(role).Scope(fieldops.FlagScheduleViewTeam) == fieldops.ScopeNone {
 				wantCode(t, err, fieldops.EFORBIDDEN)
 				return
@@ -71,7 +73,7 @@ func TestFindSchedule(t *testing.T) {
 	utc := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, time.UTC) }
 	day := func(t *testing.T, d time.Time) *fieldops.Schedule {
 		t.Helper()
-		s, err := c.jobs.FindSchedule(manager, d)
+		s, err := c.jobs.FindSchedule(manager, fieldops.ScheduleQuery{Day: d})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +109,45 @@ func TestFindSchedule(t *testing.T) {
 		}
 		if r := scheduleRow(t, s, eng); len(r.Jobs[0].Engineers) != 2 || r.Jobs[0].CustomerName == "" || r.Name == "" {
 			t.Errorf("jobs are not loaded in full: %+v", r.Jobs[0])
+		}
+	})
+	t.Run("Pages", func(t *testing.T) {
+		all := day(t, utc(23, 12, 0))
+		if all.Page != 1 || all.Pages != 1 || all.PerPage != fieldops.DefaultSchedulePerPage || all.Total != len(all.Engineers) || all.Total < 3 {
+			t.Fatalf("one page of everyone: page %d of %d, %d per page, total %d, %d rows", all.Page, all.Pages, all.PerPage, all.Total, len(all.Engineers))
+		}
+		// One engineer a page: page n is the n-th engineer by name, with
+		// that engineer's jobs; past the last page is the last page.
+		for n := 1; n <= all.Total+1; n++ {
+			s, err := c.jobs.FindSchedule(manager, fieldops.ScheduleQuery{Day: utc(23, 12, 0), Page: n, PerPage: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := all.Engineers[min(n, all.Total)-1]
+			if s.Pages != all.Total || s.Total != all.Total || s.Page != min(n, all.Total) || len(s.Engineers) != 1 {
+				t.Fatalf("page %d: page %d of %d, total %d, %d rows", n, s.Page, s.Pages, s.Total, len(s.Engineers))
+			}
+			if got := s.Engineers[0]; got.UserID != want.UserID || !slices.Equal(jobIDs(got.Jobs), jobIDs(want.Jobs)) {
+				t.Errorf("page %d = engineer %d with jobs %v, want %d with %v", n, got.UserID, jobIDs(got.Jobs), want.UserID, jobIDs(want.Jobs))
+			}
+		}
+		// The name filter ignores case; no match is an empty first page.
+		eng := scheduleRow(t, all, eng)
+		s, err := c.jobs.FindSchedule(manager, fieldops.ScheduleQuery{Day: utc(23, 12, 0), Name: " " + strings.ToUpper(eng.Name) + " "})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Total != 1 || len(s.Engineers) != 1 || s.Engineers[0].UserID != eng.UserID || len(s.Engineers[0].Jobs) != len(eng.Jobs) {
+			t.Errorf("engineers named %q: %+v", eng.Name, s.Engineers)
+		}
+		s, err = c.jobs.FindSchedule(manager, fieldops.ScheduleQuery{Day: utc(23, 12, 0), Name: "nobody-is-called-this", Page: 3})
+		if err != nil || s.Total != 0 || s.Pages != 1 || s.Page != 1 || len(s.Engineers) != 0 {
+			t.Errorf("no match = %+v, %v; want an empty page 1 of 1", s, err)
+		}
+		for _, q := range []fieldops.ScheduleQuery{{Page: -1}, {PerPage: -1}, {PerPage: fieldops.MaxSchedulePerPage + 1}} {
+			q.Day = utc(23, 12, 0)
+			_, err := c.jobs.FindSchedule(manager, q)
+			wantCode(t, err, fieldops.EINVALID)
 		}
 	})
 	t.Run("SpansMidnight", func(t *testing.T) {
