@@ -148,7 +148,7 @@ func interleave(users []*telegramtest.User) []*telegramtest.User {
 // realHandlersWorld starts a bot with its own handlers, whose users are
 // linked engineers, each checked in on a job of their own (interleaved
 // across the organisations).
-func realHandlersWorld(b *testing.B) (*telegramtest.Server, []*telegramtest.User) {
+func realHandlersWorld(b testing.TB) (*telegramtest.Server, []*telegramtest.User) {
 	b.Helper()
 	ctx := context.Background()
 	url := storetest.MustDatabaseURL(b)

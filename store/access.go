@@ -23,11 +23,18 @@ type access struct {
 }
 
 // load reads the actor's membership. A member who was removed, or an
-// actor without an organisation, is unauthorised.
+// actor without an organisation, is unauthorised. Inside a unit of work
+// the membership read by a read-only call is reused by the next call of
+// the same actor (unit.acc).
 func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 	actor, err := fieldops.RequireActor(ctx)
 	if err != nil {
 		return nil, err
+	}
+	u, _ := ctx.Value(unitKey{}).(*unit)
+	if u != nil && u.acc != nil && u.acc.actor == actor {
+		acc := *u.acc
+		return &acc, nil
 	}
 	var (
 		role, plan, name string
@@ -72,6 +79,10 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 	if acc.Role, acc.Grants, err = memberGrants(role, overrides, acc.plan.Overrides); err != nil {
 		return nil, fmt.Errorf("load membership: %w", err)
 	}
+	if u != nil {
+		kept := *acc
+		u.acc = &kept
+	}
 	return acc, nil
 }
 
@@ -81,6 +92,9 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 // chain, whose head is on the same row) and no two can deadlock.
 func (db *DB) loadForWrite(ctx context.Context, tx pgx.Tx) (*access, error) {
 	acc, err := db.load(ctx, tx)
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.acc = nil // this call may change memberships: the next one reads them again
+	}
 	if err != nil {
 		return nil, err
 	}

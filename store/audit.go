@@ -85,14 +85,14 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	if ev.IP != "" {
 		ipArg = &ev.IP
 	}
+	// The entry and the chain head move in one statement.
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO audit_events (org_id, seq, at, actor_user_id, actor_label, channel, ip, action, target_type, target_id, changes, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		WITH entry AS (
+			INSERT INTO audit_events (org_id, seq, at, actor_user_id, actor_label, channel, ip, action, target_type, target_id, changes, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+		UPDATE organisations SET audit_seq = $2, audit_head = $13 WHERE id = $1`,
 		orgID, ev.Seq, ev.At, actor, label, string(ch), ipArg, e.action, e.targetType, ev.TargetID, changes, ev.PrevHash, ev.Hash); err != nil {
 		return fmt.Errorf("audit %s: %w", e.action, err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE organisations SET audit_seq = $2, audit_head = $3 WHERE id = $1`, orgID, ev.Seq, ev.Hash); err != nil {
-		return fmt.Errorf("audit %s: move head: %w", e.action, err)
 	}
 	return nil
 }

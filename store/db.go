@@ -87,6 +87,14 @@ type unitKey struct{}
 type unit struct {
 	tx    pgx.Tx
 	after []func()
+	// acc is the membership the last read-only call loaded, which the
+	// next call of the same actor reuses instead of a query: reads change
+	// no membership. A write (loadForWrite) forgets it for the calls
+	// after it.
+	acc *access
+	// chat is the state of the chat whose links Resolve read in this
+	// unit (it comes with them), for ChatState; SetChatState forgets it.
+	chat *chatRow
 }
 
 // unitTx returns the transaction of the unit of work in ctx, if any.
@@ -117,17 +125,30 @@ func (db *DB) afterCommit(ctx context.Context, fn func()) {
 // adds through tx. Side effects outside Postgres that the services
 // register (afterCommit) run after the commit. The bot uses it to handle
 // an update and mark it done atomically.
-func (db *DB) WithinTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+func (db *DB) WithinTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
 	if _, ok := ctx.Value(unitKey{}).(*unit); ok {
 		return fieldops.Internal(errors.New("WithinTx nested in a unit of work"), "start a unit of work")
 	}
-	u := &unit{}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		u.tx = tx
-		return fn(context.WithValue(ctx, unitKey{}, u), tx)
-	})
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return translate(err)
+	}
+	defer conn.Release() // a connection left in a transaction is closed, not reused
+	tx := beginLazy(conn.Conn())
+	u := &unit{tx: tx}
+	defer func() {
+		if !tx.closed { // fn failed or panicked
+			_ = tx.Rollback(ctx)
+		}
+		if err != nil {
+			err = translate(err)
+		}
+	}()
+	if err := fn(context.WithValue(ctx, unitKey{}, u), tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
 	}
 	for _, f := range u.after {
 		f()

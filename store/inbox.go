@@ -115,7 +115,8 @@ func (i *Inbox) Pending(ctx context.Context, after int64, limit int) ([]*fieldop
 // worker, or set aside) is skipped without calling fn. When fn succeeds
 // the update is marked done with its calls in the same transaction; when
 // it fails, everything is rolled back and fn's error returned as it is.
-// Around fn, Handle costs one SELECT ... FOR UPDATE and one UPDATE.
+// Around fn, Handle costs one SELECT ... FOR UPDATE (sent with the BEGIN)
+// and one UPDATE (sent with the COMMIT): no round trip of its own.
 func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.Context) ([]fieldops.BotCall, error)) error {
 	var fnErr error
 	err := i.db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
@@ -141,7 +142,8 @@ func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.
 				return fmt.Errorf("update %d: encode calls: %w", updateID, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3,
+		// Sent with the COMMIT (one round trip): a failure fails the commit.
+		if err := execAtCommit(ctx, tx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3,
 				payload = `+withoutStartToken+`
 			WHERE update_id = $1`, updateID, i.db.now(), callsJSON); err != nil {
 			return fmt.Errorf("mark update %d done: %w", updateID, err)

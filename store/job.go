@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -74,20 +75,40 @@ func loadEngineers(ctx context.Context, tx pgx.Tx, orgID int64, jobs []*fieldops
 	return rows.Err()
 }
 
-// findJob loads one job of the organisation with its engineers.
+// findJob loads one job of the organisation with its engineers, in one
+// query (the engineers as JSON, in loadEngineers' order).
 func findJob(ctx context.Context, tx pgx.Tx, orgID, id int64, forUpdate bool) (*fieldops.Job, error) {
-	q := `SELECT ` + jobColumns + jobFrom + ` WHERE j.org_id = $1 AND j.id = $2 AND j.deleted_at IS NULL`
+	q := `SELECT ` + jobColumns + `,
+		(SELECT COALESCE(json_agg(json_build_object('u', a.user_id, 'n', u.name, 'p', a.is_primary)
+		                          ORDER BY NOT a.is_primary, u.name, a.user_id), '[]')
+		 FROM job_assignments a JOIN users u ON u.id = a.user_id WHERE a.org_id = j.org_id AND a.job_id = j.id)` +
+		jobFrom + ` WHERE j.org_id = $1 AND j.id = $2 AND j.deleted_at IS NULL`
 	if forUpdate {
 		q += ` FOR UPDATE OF j`
 	}
-	j, err := scanJob(tx.QueryRow(ctx, q, orgID, id))
+	j := &fieldops.Job{}
+	var engineers []byte
+	err := tx.QueryRow(ctx, q, orgID, id).Scan(&j.ID, &j.OrgID, &j.CustomerID, &j.CustomerName, &j.SiteID, &j.SiteAddress,
+		&j.SiteLatitude, &j.SiteLongitude, &j.Type, &j.Status, &j.Title, &j.Description, &j.ScheduledStart, &j.ScheduledEnd,
+		&j.EstimatedMinutes, &j.CreatedBy, &j.CreatedAt, &j.UpdatedAt, &engineers)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("Job")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return j, loadEngineers(ctx, tx, orgID, []*fieldops.Job{j})
+	var es []struct {
+		UserID  int64  `json:"u"`
+		Name    string `json:"n"`
+		Primary bool   `json:"p"`
+	}
+	if err := json.Unmarshal(engineers, &es); err != nil {
+		return nil, fmt.Errorf("job %d: engineers: %w", id, err)
+	}
+	for _, e := range es {
+		j.Engineers = append(j.Engineers, fieldops.JobEngineer{UserID: e.UserID, Name: e.Name, Primary: e.Primary})
+	}
+	return j, nil
 }
 
 // jobFor loads a job and checks the flag against it.

@@ -288,6 +288,9 @@ func (s *TelegramService) dropSessions(ctx context.Context, ended []endedLink) {
 // setActiveOrg makes orgID the account's current organisation. A pending
 // question about another organisation's job is cleared.
 func setActiveOrg(ctx context.Context, q querier, telegramUserID, orgID int64, now time.Time) error {
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.chat = nil // the state may be cleared here
+	}
 	_, err := q.Exec(ctx, `
 		INSERT INTO telegram_chats AS c (telegram_user_id, active_org_id, updated_at) VALUES ($1, $2, $3)
 		ON CONFLICT (telegram_user_id) DO UPDATE SET active_org_id = EXCLUDED.active_org_id, updated_at = EXCLUDED.updated_at,
@@ -320,6 +323,23 @@ const (
 		                WHERE f.user_id = l.user_id AND f.org_key IN (0, l.org_id) AND f.revoked_before > l.linked_at)`
 )
 
+// linkAccess is what db.load would read for the link's actor
+// (TelegramLink.Actor): the same member, role, overrides and plan; the
+// session checks of load are part of liveLink, which is stricter (the
+// link must be active too).
+func linkAccess(l *fieldops.TelegramLink, overrides []byte, plan string, extraSeats int) (*access, error) {
+	acc := &access{actor: l.Actor(), name: l.UserName, extraSeats: extraSeats}
+	acc.OrgID, acc.UserID = l.OrgID, l.UserID
+	var err error
+	if acc.plan, err = fieldops.FindPlan(plan); err != nil {
+		return nil, err
+	}
+	if acc.Role, acc.Grants, err = memberGrants(l.Role.String(), overrides, acc.plan.Overrides); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
 func scanLink(row pgx.Row, extra ...any) (*fieldops.TelegramLink, error) {
 	l := &fieldops.TelegramLink{}
 	var role string
@@ -339,7 +359,8 @@ func scanLink(row pgx.Row, extra ...any) (*fieldops.TelegramLink, error) {
 // none). expired reports whether links were left out only for being past
 // the session's life.
 func (s *TelegramService) liveLinks(ctx context.Context, q querier, telegramUserID int64) (links []*fieldops.TelegramLink, current int, expired bool, err error) {
-	rows, err := q.Query(ctx, `SELECT `+linkColumns+`, COALESCE(c.active_org_id = l.org_id, false)
+	rows, err := q.Query(ctx, `SELECT `+linkColumns+`, COALESCE(c.active_org_id = l.org_id, false),
+		       c.state_kind, c.state_job_id, c.state_data, c.state_at, m.overrides, o.plan, o.extra_seats
 		FROM `+linkFrom+`
 		LEFT JOIN telegram_chats c ON c.telegram_user_id = l.telegram_user_id
 		WHERE l.telegram_user_id = $1 AND `+liveLink+`
@@ -350,9 +371,22 @@ func (s *TelegramService) liveLinks(ctx context.Context, q querier, telegramUser
 	defer rows.Close()
 	oldest := s.db.now().Add(-s.sessions.TelegramTTL)
 	current = -1
+	var (
+		chat     chatRow
+		accesses []*access
+	)
 	for rows.Next() {
-		var cur bool
-		l, err := scanLink(rows, &cur)
+		var (
+			cur        bool
+			overrides  []byte
+			plan       string
+			extraSeats int
+		)
+		l, err := scanLink(rows, &cur, &chat.kind, &chat.job, &chat.data, &chat.at, &overrides, &plan, &extraSeats)
+		if err != nil {
+			return nil, -1, false, fmt.Errorf("find telegram links: %w", err)
+		}
+		acc, err := linkAccess(l, overrides, plan, extraSeats)
 		if err != nil {
 			return nil, -1, false, fmt.Errorf("find telegram links: %w", err)
 		}
@@ -364,9 +398,24 @@ func (s *TelegramService) liveLinks(ctx context.Context, q querier, telegramUser
 			current = len(links)
 		}
 		links = append(links, l)
+		accesses = append(accesses, acc)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, -1, false, fmt.Errorf("find telegram links: %w", err)
+	}
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok && (len(links) > 0 || expired) {
+		// The chat's state came with the links: the ChatState call that
+		// follows in this unit needs no query of its own.
+		chat.telegramUserID = telegramUserID
+		u.chat = &chat
+		// The link that acts is the current one, or the only one: its
+		// membership came with it, for the first service call (db.load).
+		switch {
+		case len(links) == 1:
+			u.acc = accesses[0]
+		case current >= 0:
+			u.acc = accesses[current]
+		}
 	}
 	return links, current, expired && len(links) == 0, nil
 }
@@ -465,29 +514,43 @@ func (s *TelegramService) Unlink(ctx context.Context, userID int64) error {
 // ChatStateTTL reads as none. It runs in the caller's unit of work when
 // there is one.
 func (s *TelegramService) ChatState(ctx context.Context, telegramUserID int64) (fieldops.ChatState, error) {
-	var (
-		kind *string
-		job  *int64
-		data []byte
-		at   *time.Time
-	)
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok && u.chat != nil && u.chat.telegramUserID == telegramUserID {
+		return s.chatState(*u.chat)
+	}
+	var chat chatRow
 	err := s.db.unitOrPool(ctx).QueryRow(ctx, `SELECT state_kind, state_job_id, state_data, state_at FROM telegram_chats
-		WHERE telegram_user_id = $1`, telegramUserID).Scan(&kind, &job, &data, &at)
+		WHERE telegram_user_id = $1`, telegramUserID).Scan(&chat.kind, &chat.job, &chat.data, &chat.at)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fieldops.ChatState{}, nil
 	}
 	if err != nil {
 		return fieldops.ChatState{}, translate(fmt.Errorf("read chat state: %w", err))
 	}
-	if kind == nil || at == nil || !s.db.now().Before(at.Add(fieldops.ChatStateTTL)) {
+	return s.chatState(chat)
+}
+
+// chatRow is a chat's stored state, as read; all NULL when the chat has
+// none (or no row).
+type chatRow struct {
+	telegramUserID int64
+	kind           *string
+	job            *int64
+	data           []byte
+	at             *time.Time
+}
+
+// chatState turns a stored state into the chat's pending question; one
+// older than ChatStateTTL reads as none.
+func (s *TelegramService) chatState(c chatRow) (fieldops.ChatState, error) {
+	if c.kind == nil || c.at == nil || !s.db.now().Before(c.at.Add(fieldops.ChatStateTTL)) {
 		return fieldops.ChatState{}, nil
 	}
-	st := fieldops.ChatState{Kind: *kind, At: at.UTC()}
-	if job != nil {
-		st.JobID = *job
+	st := fieldops.ChatState{Kind: *c.kind, At: c.at.UTC()}
+	if c.job != nil {
+		st.JobID = *c.job
 	}
-	if len(data) > 0 && string(data) != "{}" {
-		if err := json.Unmarshal(data, &st.Data); err != nil {
+	if len(c.data) > 0 && string(c.data) != "{}" {
+		if err := json.Unmarshal(c.data, &st.Data); err != nil {
 			return fieldops.ChatState{}, fieldops.Internal(err, "read chat state")
 		}
 	}
@@ -500,6 +563,9 @@ func (s *TelegramService) ChatState(ctx context.Context, telegramUserID int64) (
 func (s *TelegramService) SetChatState(ctx context.Context, telegramUserID int64, st fieldops.ChatState) error {
 	if telegramUserID <= 0 {
 		return errNotLinked()
+	}
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.chat = nil // read it again after this change
 	}
 	q := s.db.unitOrPool(ctx)
 	if st.Kind == "" {
