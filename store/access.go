@@ -189,6 +189,7 @@ func encodeOverrides(ovs []fieldops.Override) []byte {
 // lockOrg serialises changes that count seats or owners in one
 // organisation.
 func lockOrg(ctx context.Context, tx pgx.Tx, orgID int64) error {
-	_, err := tx.Exec(ctx, `SELECT 1 FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, orgID)
-	return err
+	// In a unit of work it goes with the call's next statement: still
+	// first, so the lock order holds.
+	return execHeld(ctx, tx, `SELECT 1 FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, orgID)
 }

@@ -68,15 +68,6 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	if ip.IsValid() {
 		ev.IP = ip.WithZone("").Unmap().String()
 	}
-	// The hash covers the changes as jsonb prints them, which is also how
-	// they read back; Postgres normalises the JSON here, in the same round
-	// trip that locks the chain head.
-	var changes string
-	if err := tx.QueryRow(ctx, `SELECT audit_seq + 1, audit_head, $2::jsonb::text FROM organisations WHERE id = $1 FOR NO KEY UPDATE`, orgID, changesJSON).
-		Scan(&ev.Seq, &ev.PrevHash, &changes); err != nil {
-		return fmt.Errorf("audit %s: chain head: %w", e.action, err)
-	}
-	ev.Hash = auditHash(&ev, []byte(changes))
 	var actor *int64
 	if actorID != 0 {
 		actor = &actorID
@@ -85,14 +76,35 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	if ev.IP != "" {
 		ipArg = &ev.IP
 	}
-	// The entry and the chain head move in one statement.
-	if _, err := tx.Exec(ctx, `
-		WITH entry AS (
+	// One statement, one round trip: lock the chain head, write the entry
+	// and move the head. The hash is auditHash's, computed by Postgres
+	// because two of its fields come from the row just locked (the
+	// sequence number and the previous hash) and one from Postgres's own
+	// printing of the changes as jsonb (which is also how they read back):
+	// Go supplies the length-prefixed encoding of the fields around them
+	// (auditHashParts); VerifyChain recomputes it in Go, and
+	// TestAuditHashInSQL and TestVerifyChain* check that both agree.
+	pre, mid := auditHashParts(&ev)
+	tag, err := tx.Exec(ctx, `
+		WITH head AS (
+			SELECT audit_seq + 1 AS seq, audit_head AS prev, COALESCE(audit_head, ''::bytea) AS prev_bytes,
+			       convert_to($2::jsonb::text, 'UTF8') AS changes
+			FROM organisations WHERE id = $1 FOR NO KEY UPDATE),
+		entry AS (
 			INSERT INTO audit_events (org_id, seq, at, actor_user_id, actor_label, channel, ip, action, target_type, target_id, changes, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
-		UPDATE organisations SET audit_seq = $2, audit_head = $13 WHERE id = $1`,
-		orgID, ev.Seq, ev.At, actor, label, string(ch), ipArg, e.action, e.targetType, ev.TargetID, changes, ev.PrevHash, ev.Hash); err != nil {
+			SELECT $1, seq, $3, $4, $5, $6, $7, $8, $9, $10, $2::jsonb, prev,
+			       sha256(int8send(octet_length(prev_bytes)::bigint) || prev_bytes || $11::bytea
+			              || int8send(octet_length(seq::text)::bigint) || convert_to(seq::text, 'UTF8') || $12::bytea
+			              || int8send(octet_length(changes)::bigint) || changes)
+			FROM head
+			RETURNING seq, hash)
+		UPDATE organisations o SET audit_seq = entry.seq, audit_head = entry.hash FROM entry WHERE o.id = $1`,
+		orgID, changesJSON, ev.At, actor, label, string(ch), ipArg, e.action, e.targetType, ev.TargetID, pre, mid)
+	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.action, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("audit %s: organisation %d not found", e.action, orgID)
 	}
 	return nil
 }
@@ -107,27 +119,35 @@ func orEmpty(m map[string]any) map[string]any {
 // auditHash is SHA-256 over the previous hash and every field of the
 // entry, each length-prefixed so no two entries encode alike.
 func auditHash(ev *fieldops.AuditEvent, changes []byte) []byte {
+	pre, mid := auditHashParts(ev)
 	h := sha256.New()
-	var n [8]byte
-	put := func(b []byte) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	num := func(v int64) { put(strconv.AppendInt(nil, v, 10)) }
-	put(ev.PrevHash)
-	num(ev.OrgID)
-	num(ev.Seq)
-	num(ev.At.UnixMicro())
-	num(ev.ActorUserID)
-	put([]byte(ev.ActorLabel))
-	put([]byte(ev.Channel))
-	put([]byte(ev.IP))
-	put([]byte(ev.Action))
-	put([]byte(ev.TargetType))
-	put([]byte(ev.TargetID))
-	put(changes)
+	h.Write(lengthPrefixed(nil, ev.PrevHash))
+	h.Write(pre)
+	h.Write(lengthPrefixed(nil, strconv.AppendInt(nil, ev.Seq, 10)))
+	h.Write(mid)
+	h.Write(lengthPrefixed(nil, changes))
 	return h.Sum(nil)
+}
+
+// auditHashParts is the hashed encoding of the fields between the
+// previous hash and the sequence number (pre: the organisation) and
+// between the sequence number and the changes (mid: time, actor, label,
+// channel, IP, action and target).
+func auditHashParts(ev *fieldops.AuditEvent) (pre, mid []byte) {
+	num := func(b []byte, v int64) []byte { return lengthPrefixed(b, strconv.AppendInt(nil, v, 10)) }
+	pre = num(nil, ev.OrgID)
+	mid = num(nil, ev.At.UnixMicro())
+	mid = num(mid, ev.ActorUserID)
+	for _, f := range []string{ev.ActorLabel, string(ev.Channel), ev.IP, ev.Action, ev.TargetType, ev.TargetID} {
+		mid = lengthPrefixed(mid, []byte(f))
+	}
+	return pre, mid
+}
+
+// lengthPrefixed appends v's length as 8 bytes big-endian, then v.
+func lengthPrefixed(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 const auditColumns = `id, org_id, seq, at, COALESCE(actor_user_id, 0), actor_label, channel, COALESCE(host(ip), ''),

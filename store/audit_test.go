@@ -382,3 +382,31 @@ func TestAuditEventActor(t *testing.T) {
 		t.Fatalf("VerifyChain = %d, %v", n, err)
 	}
 }
+
+// TestAuditHashInSQL: the entry's hash is computed by Postgres in the
+// statement that appends it (appendAudit); VerifyChain recomputes it in Go
+// (auditHash). They agree for the first entry (no previous hash), an actor
+// with an IPv4 or IPv6 address, text outside ASCII and many entries.
+func TestAuditHashInSQL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := mustSmallOrg(t, e, "team")
+	a, _ := fieldops.ActorFrom(s.ownerCtx)
+	for i, ip := range []string{"", "203.0.113.9", "2001:db8::1", "::ffff:198.51.100.7"} {
+		a.IP = netip.Addr{}
+		if ip != "" {
+			a.IP = netip.MustParseAddr(ip)
+		}
+		ctx := fieldops.NewContext(s.ownerCtx, a)
+		mustCustomer(t, e, ctx, fmt.Sprintf("Zoë's Café № %d — ☕", i))
+	}
+	n, err := e.audit.VerifyChain(s.ownerCtx)
+	if err != nil || n != 0 {
+		t.Fatalf("VerifyChain = %d, %v", n, err)
+	}
+	// Tampering with one entry's changes is still found.
+	tamper(t, e, `UPDATE audit_events SET changes = '{"name": "x"}' WHERE org_id = $1 AND seq = 2`, s.id)
+	if n, err := e.audit.VerifyChain(s.ownerCtx); err == nil && n == 0 {
+		t.Fatal("VerifyChain found nothing after tampering")
+	}
+}

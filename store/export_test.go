@@ -13,5 +13,5 @@ var SniffImage = sniffImage
 // work in ctx, or in a transaction of its own.
 func (db *DB) Savepoint(ctx context.Context, fn func(tx pgx.Tx) error) error { return db.inTx(ctx, fn) }
 
-// ExecAtCommit exposes execAtCommit.
-var ExecAtCommit = execAtCommit
+// ExecHeld exposes execHeld.
+var ExecHeld = execHeld

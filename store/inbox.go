@@ -143,7 +143,7 @@ func (i *Inbox) Handle(ctx context.Context, updateID int64, fn func(ctx context.
 			}
 		}
 		// Sent with the COMMIT (one round trip): a failure fails the commit.
-		if err := execAtCommit(ctx, tx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3,
+		if err := execHeld(ctx, tx, `UPDATE telegram_updates SET status = 'done', done_at = $2, attempts = attempts + 1, calls = $3,
 				payload = `+withoutStartToken+`
 			WHERE update_id = $1`, updateID, i.db.now(), callsJSON); err != nil {
 			return fmt.Errorf("mark update %d done: %w", updateID, err)

@@ -14,8 +14,9 @@ import (
 // per BEGIN, SAVEPOINT and RELEASE SAVEPOINT was most of what a bot
 // update cost. lazyTx holds those statements back and sends them in one
 // pipeline (a pgx batch) with the next statement that needs an answer, so
-// they cost no round trip of their own; statements queued with
-// execAtCommit go with the COMMIT. A savepoint whose call sent nothing is
+// they cost no round trip of their own; so do statements queued with
+// execHeld, such as the organisation's row lock and marking an update
+// done (which goes with the COMMIT). A savepoint whose call sent nothing is
 // never sent at all.
 //
 // Every savepoint is named unit_call: Postgres lets a name be reused, and
@@ -51,11 +52,21 @@ func beginLazy(conn *pgx.Conn) *lazyTx {
 	return t
 }
 
-// execAtCommit runs sql in tx: when tx is a unit's lazy transaction, it is
-// held back and sent with the next statement or, at the latest, with the
-// COMMIT, whose failure it then causes; otherwise at once.
-func execAtCommit(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
-	if t, ok := tx.(*lazyTx); ok && !t.closed {
+// execHeld runs sql in tx for its effect only: when tx is a unit's lazy
+// transaction, it is held back and sent with the next statement or, at
+// the latest, with the COMMIT, and a failure is reported by that
+// statement or the commit (which it then fails); otherwise at once.
+func execHeld(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
+	var t *lazyTx
+	switch x := tx.(type) {
+	case *lazyTx:
+		t = x
+	case *lazySavepoint:
+		if !x.closed {
+			t = x.lazyTx
+		}
+	}
+	if t != nil && !t.closed {
 		t.held = append(t.held, &heldOp{sql: sql, args: args})
 		return nil
 	}
@@ -246,16 +257,23 @@ func (s *lazySavepoint) Commit(context.Context) error {
 }
 
 // Rollback undoes what was done since the savepoint, at once, and
-// releases it with the next statement.
+// releases it with the next statement. Statements it held are dropped.
 func (s *lazySavepoint) Rollback(ctx context.Context) error {
 	if s.closed || s.lazyTx.closed {
 		return pgx.ErrTxClosed
 	}
 	s.closed = true
 	if !s.op.sent {
-		s.drop(s.op)
+		// Everything held from its SAVEPOINT on is this savepoint's.
+		if i := slices.Index(s.held, s.op); i >= 0 {
+			s.held = s.held[:i]
+		}
 		return nil
 	}
+	// What is held was added since the last statement, all of it inside
+	// this savepoint: the releases of inner savepoints must still go (so
+	// that ROLLBACK TO finds this one), the rest is undone anyway.
+	s.held = slices.DeleteFunc(s.held, func(op *heldOp) bool { return !isBookkeeping(op.sql) })
 	if _, err := s.lazyTx.Exec(ctx, sqlRollbackTo); err != nil {
 		return fmt.Errorf("roll back to savepoint: %w", err)
 	}

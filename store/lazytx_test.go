@@ -156,7 +156,7 @@ func TestUnitOfWorkSavepoints(t *testing.T) {
 			if err := insert(ctx, 1); err != nil {
 				return err
 			}
-			return store.ExecAtCommit(ctx, tx, `INSERT INTO lazy VALUES (1)`)
+			return store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (1)`)
 		})
 		var pg *pgconn.PgError
 		if !errors.As(err, &pg) || pg.Code != "23505" {
@@ -165,11 +165,43 @@ func TestUnitOfWorkSavepoints(t *testing.T) {
 		equal(t, values(t))
 		// Held alone, it is still sent (with BEGIN and COMMIT).
 		if err := db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-			return store.ExecAtCommit(ctx, tx, `INSERT INTO lazy VALUES (7)`)
+			return store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (7)`)
 		}); err != nil {
 			t.Fatal(err)
 		}
 		equal(t, values(t), 7)
+	})
+	t.Run("HeldInACall", func(t *testing.T) {
+		// A statement held in a call goes with the call's next statement,
+		// or is dropped with the call when it is refused.
+		err := db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			_ = db.Savepoint(ctx, func(tx pgx.Tx) error {
+				if err := store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (1)`); err != nil {
+					return err
+				}
+				return refused // before anything was sent
+			})
+			_ = db.Savepoint(ctx, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO lazy VALUES (2)`); err != nil {
+					return err
+				}
+				if err := store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (3)`); err != nil {
+					return err
+				}
+				return refused // after the savepoint went out
+			})
+			return db.Savepoint(ctx, func(tx pgx.Tx) error {
+				if err := store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (4)`); err != nil {
+					return err
+				}
+				var n int
+				return tx.QueryRow(ctx, `SELECT count(*) FROM lazy WHERE v = 4`).Scan(&n)
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, values(t), 4)
 	})
 	t.Run("ErrorAndPanicRollBack", func(t *testing.T) {
 		err := db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
