@@ -48,8 +48,9 @@ func (db *DB) audit(ctx context.Context, tx pgx.Tx, acc *access, e entry) error 
 }
 
 // appendAudit extends the organisation's hash chain by one entry. The
-// organisation row is locked while the head moves, so entries of one
-// organisation are chained in commit order.
+// organisation's row, then its chain head (audit_chains), are locked
+// while the head moves, so entries of one organisation are chained in
+// commit order.
 func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, label string, ch fieldops.Channel, ip netip.Addr, e entry) error {
 	if ch == "" {
 		ch = fieldops.ChannelSystem
@@ -87,9 +88,13 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 	pre, mid := auditHashParts(&ev)
 	tag, err := tx.Exec(ctx, `
 		WITH head AS (
-			SELECT audit_seq + 1 AS seq, audit_head AS prev, COALESCE(audit_head, ''::bytea) AS prev_bytes,
+			SELECT seq + 1 AS seq, head AS prev, COALESCE(head, ''::bytea) AS prev_bytes,
 			       convert_to($2::jsonb::text, 'UTF8') AS changes
-			FROM organisations WHERE id = $1 FOR NO KEY UPDATE),
+			FROM audit_chains
+			-- The organisation's row first, as every writer locks it (the
+			-- filter runs below the row lock of audit_chains).
+			WHERE org_id = $1 AND EXISTS (SELECT 1 FROM organisations WHERE id = $1 FOR NO KEY UPDATE)
+			FOR UPDATE),
 		entry AS (
 			INSERT INTO audit_events (org_id, seq, at, actor_user_id, actor_label, channel, ip, action, target_type, target_id, changes, prev_hash, hash)
 			SELECT $1, seq, $3, $4, $5, $6, $7, $8, $9, $10, $2::jsonb, prev,
@@ -98,7 +103,7 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, orgID, actorID int64, 
 			              || int8send(octet_length(changes)::bigint) || changes)
 			FROM head
 			RETURNING seq, hash)
-		UPDATE organisations o SET audit_seq = entry.seq, audit_head = entry.hash FROM entry WHERE o.id = $1`,
+		UPDATE audit_chains c SET seq = entry.seq, head = entry.hash FROM entry WHERE c.org_id = $1`,
 		orgID, changesJSON, ev.At, actor, label, string(ch), ipArg, e.action, e.targetType, ev.TargetID, pre, mid)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.action, err)
@@ -357,7 +362,7 @@ func verifyChain(ctx context.Context, tx pgx.Tx, orgID int64) (int64, error) {
 	// The head must be the last entry: a deleted tail is a break too.
 	var head []byte
 	var seq int64
-	if err := tx.QueryRow(ctx, `SELECT audit_seq, audit_head FROM organisations WHERE id = $1`, orgID).Scan(&seq, &head); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT seq, head FROM audit_chains WHERE org_id = $1`, orgID).Scan(&seq, &head); err != nil {
 		return 0, err
 	}
 	if seq != wantSeq-1 || !bytes.Equal(head, prev) {
@@ -404,7 +409,7 @@ type ChainReport struct {
 // operator's `fieldops audit verify` and the nightly check. It needs no
 // actor.
 func (db *DB) VerifyAllChains(ctx context.Context) ([]ChainReport, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, name, audit_seq FROM organisations ORDER BY id`)
+	rows, err := db.pool.Query(ctx, `SELECT o.id, o.name, c.seq FROM organisations o JOIN audit_chains c ON c.org_id = o.id ORDER BY o.id`)
 	if err != nil {
 		return nil, translate(err)
 	}

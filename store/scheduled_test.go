@@ -297,7 +297,7 @@ func TestScheduledWork_VerifyAuditChain(t *testing.T) {
 	slot := time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC)
 	mustRun(t, w.VerifyAuditChain, o.id, slot, 0)
 	// Tamper with the chain head (the entries themselves refuse changes).
-	mustExec(t, e, `UPDATE organisations SET audit_head = '\x00' WHERE id = $1`, o.id)
+	mustExec(t, e, `UPDATE audit_chains SET head = '\x00' WHERE org_id = $1`, o.id)
 	mustRun(t, w.VerifyAuditChain, o.id, slot, 1) // the one owner
 	mustRun(t, w.VerifyAuditChain, o.id, slot.Add(time.Hour), 0)
 	if n := kindCount(t, e, o.id, "alert.audit_chain_broken"); n != 1 {
