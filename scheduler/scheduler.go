@@ -9,6 +9,8 @@
 // claims each in Postgres (ClaimSlot) and runs the ones it won. A task
 // with a fixed cadence (every 5 minutes) runs for its latest slot only: it
 // finds what is due from the database, so a missed slot needs no replay.
+// A run that fails is tried again by the instance that claimed it, at the
+// task's ticks after a growing delay (WithRetry); one that panics is not.
 //
 // The clock is injectable: RunDue does one tick at a given instant, so a
 // test can run a day in a loop.
@@ -32,6 +34,11 @@ const (
 	DefaultCatchUp     = time.Hour
 	DefaultTaskTimeout = 5 * time.Minute
 	DefaultStopTimeout = 30 * time.Second
+	// A run that fails (an error, not a panic) is tried again at the
+	// task's later ticks, after DefaultRetryDelay, twice the delay, and
+	// so on, DefaultAttempts times in all.
+	DefaultAttempts   = 3
+	DefaultRetryDelay = 2 * time.Minute
 )
 
 // task is one kind of scheduled work and when it is due.
@@ -75,11 +82,14 @@ type Scheduler struct {
 	catchUp     time.Duration
 	taskTimeout time.Duration
 	stopTimeout time.Duration
+	attempts    int
+	retryDelay  time.Duration
 	tasks       []*task
 
-	mu   sync.Mutex
-	last map[string]time.Time // per task: the previous tick
-	locs map[string]*time.Location
+	mu      sync.Mutex
+	last    map[string]time.Time // per task: the previous tick
+	locs    map[string]*time.Location
+	retries []retry // failed runs this instance claimed, to try again
 
 	cron   *cron.Cron
 	cancel context.CancelFunc
@@ -102,6 +112,21 @@ func WithTaskTimeout(d time.Duration) Option { return func(s *Scheduler) { s.tas
 // cancels them.
 func WithStopTimeout(d time.Duration) Option { return func(s *Scheduler) { s.stopTimeout = d } }
 
+// WithRetry sets how many times in all a failed run is tried (1: never
+// again) and the delay before the first retry, which doubles each time.
+func WithRetry(attempts int, delay time.Duration) Option {
+	return func(s *Scheduler) { s.attempts, s.retryDelay = max(attempts, 1), delay }
+}
+
+// retry is a failed run to try again at the task's first tick from at.
+type retry struct {
+	task    string
+	orgID   int64
+	slot    time.Time
+	attempt int // the attempts made so far
+	at      time.Time
+}
+
 // New returns a scheduler of work. It does nothing until Start or RunDue.
 func New(work fieldops.ScheduledWork, logger *slog.Logger, opts ...Option) *Scheduler {
 	if logger == nil {
@@ -110,6 +135,7 @@ func New(work fieldops.ScheduledWork, logger *slog.Logger, opts ...Option) *Sche
 	s := &Scheduler{
 		work: work, logger: logger, Now: time.Now,
 		catchUp: DefaultCatchUp, taskTimeout: DefaultTaskTimeout, stopTimeout: DefaultStopTimeout,
+		attempts: DefaultAttempts, retryDelay: DefaultRetryDelay,
 		last: map[string]time.Time{}, locs: map[string]*time.Location{},
 	}
 	for _, o := range opts {
@@ -302,41 +328,73 @@ func (s *Scheduler) runTask(ctx context.Context, t *task, orgs []fieldops.OrgClo
 			continue
 		}
 		for _, slot := range t.slots(loc, from, now) {
-			s.runSlot(ctx, t, o.OrgID, slot)
+			s.runSlot(ctx, t, o.OrgID, slot, now)
 		}
+	}
+	for _, r := range s.dueRetries(t.name, now) {
+		if ctx.Err() != nil {
+			return
+		}
+		s.runClaimed(ctx, t, r.orgID, r.slot, r.attempt+1, now)
 	}
 }
 
-// runSlot claims and runs one slot, recovering a panic of the task.
-func (s *Scheduler) runSlot(ctx context.Context, t *task, orgID int64, slot time.Time) {
-	log := s.logger.With("task", t.name, "org_id", orgID, "slot", slot)
+// dueRetries takes the task's retries that are due at now.
+func (s *Scheduler) dueRetries(task string, now time.Time) []retry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due, keep []retry
+	for _, r := range s.retries {
+		if r.task == task && !r.at.After(now) {
+			due = append(due, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	s.retries = keep
+	return due
+}
+
+// runSlot claims one slot and runs it if this instance won the claim.
+func (s *Scheduler) runSlot(ctx context.Context, t *task, orgID int64, slot, now time.Time) {
+	won, err := s.work.ClaimSlot(ctx, t.name, orgID, slot)
+	if err != nil {
+		s.logger.Error("scheduler: claim slot", "task", t.name, "org_id", orgID, "slot", slot, "error", err)
+		return
+	}
+	if won {
+		s.runClaimed(ctx, t, orgID, slot, 1, now)
+	}
+}
+
+// runClaimed makes attempt number attempt at a slot this instance
+// claimed, recovering a panic of the task and recording the outcome. A
+// failure (not a panic: it would only panic again) is queued to be tried
+// again at a later tick, up to the scheduler's attempts.
+func (s *Scheduler) runClaimed(ctx context.Context, t *task, orgID int64, slot time.Time, attempt int, now time.Time) {
+	log := s.logger.With("task", t.name, "org_id", orgID, "slot", slot, "attempt", attempt)
 	ctx, cancel := context.WithTimeout(ctx, s.taskTimeout)
 	defer cancel()
-	claimed := false
 	defer func() {
 		r := recover()
 		if r == nil {
 			return
 		}
 		log.Error("scheduler: task panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		if claimed {
-			s.finish(ctx, log, t, orgID, slot, fmt.Errorf("panic: %v", r))
-		}
+		s.finish(ctx, log, t, orgID, slot, fmt.Errorf("panic: %v", r))
 	}()
-	won, err := s.work.ClaimSlot(ctx, t.name, orgID, slot)
-	if err != nil {
-		log.Error("scheduler: claim slot", "error", err)
-		return
-	}
-	if !won {
-		return
-	}
-	claimed = true
 	start := time.Now()
 	n, err := t.run(ctx, orgID, slot)
-	if err != nil {
+	switch {
+	case err != nil && attempt < s.attempts:
+		at := now.Add(s.retryDelay << (attempt - 1))
+		log.Error("scheduler: task failed, will try again", "error", err, "duration", time.Since(start), "retry_at", at)
+		s.mu.Lock()
+		s.retries = append(s.retries, retry{task: t.name, orgID: orgID, slot: slot, attempt: attempt, at: at})
+		s.mu.Unlock()
+	case err != nil:
 		log.Error("scheduler: task failed", "error", err, "duration", time.Since(start))
-	} else if n > 0 {
+	case n > 0:
 		log.Info("scheduler: task done", "count", n, "duration", time.Since(start))
 	}
 	s.finish(ctx, log, t, orgID, slot, err)

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -305,4 +306,58 @@ func TestScheduler_StartStop(t *testing.T) {
 	}
 	s.Stop()
 	s.Stop() // a second stop is harmless
+}
+
+// flaky fails the morning agenda of one organisation the first times it
+// runs, then does it.
+type flaky struct {
+	fieldops.ScheduledWork
+	org      int64
+	failures *atomic.Int32
+}
+
+func (f flaky) MorningAgenda(ctx context.Context, orgID int64, slot time.Time) (int, error) {
+	if orgID == f.org && f.failures.Add(-1) >= 0 {
+		return 0, errors.New("database went away")
+	}
+	return f.ScheduledWork.MorningAgenda(ctx, orgID, slot)
+}
+
+// A failed run is tried again at later ticks, after the retry delay, until
+// it succeeds or runs out of attempts; the slot's record ends with the
+// last outcome, and the agenda is sent once.
+func TestScheduler_FailedRunIsRetried(t *testing.T) {
+	e := newEnv(t)
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		failures  int32
+		wantSent  int
+		wantError bool
+	}{
+		{"SecondAttemptSucceeds", 1, 1, false},
+		{"ThirdAttemptSucceeds", 2, 1, false},
+		{"GivesUpAfterThree", 5, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := mustOrg(t, e, "Europe/London", day.Add(9*time.Hour))
+			failures := &atomic.Int32{}
+			failures.Store(tc.failures)
+			var logs syncBuffer
+			s := scheduler.New(flaky{store.NewScheduledWork(e.db), o.id, failures}, slog.New(slog.NewTextHandler(&logs, nil)),
+				scheduler.WithRetry(3, 10*time.Minute))
+			simulate(context.Background(), day, day.Add(12*time.Hour), time.Minute, s)
+			if n := count(t, e, `SELECT count(*) FROM notifications WHERE org_id = $1 AND kind = 'agenda.morning'`, o.id); n != tc.wantSent {
+				t.Errorf("%d morning agendas, want %d\n%s", n, tc.wantSent, logs.String())
+			}
+			var errText string
+			if err := e.pool.QueryRow(context.Background(), `SELECT COALESCE(error, '') FROM scheduler_runs WHERE task = $1 AND org_id = $2`,
+				fieldops.TaskMorningAgenda, o.id).Scan(&errText); err != nil || (errText != "") != tc.wantError {
+				t.Errorf("the run records error %q, %v; want an error: %v", errText, err, tc.wantError)
+			}
+			if got := strings.Count(logs.String(), "database went away"); got != min(int(tc.failures), 3) {
+				t.Errorf("%d failures logged, want %d", got, min(int(tc.failures), 3))
+			}
+		})
+	}
 }

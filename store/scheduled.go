@@ -688,10 +688,15 @@ func (s *ScheduledWork) OwnerDigest(ctx context.Context, orgID int64, slot time.
 // looking into a problem), after which PurgeExpired deletes them.
 const InboxRetention = 14 * 24 * time.Hour
 
+// SchedulerRunRetention is how long the record of each scheduled run
+// (scheduler_runs: who ran it, when, and its error) is kept.
+const SchedulerRunRetention = 90 * 24 * time.Hour
+
 // PurgeExpired deletes the revocation records of sessions past their
 // expiry, clears the location evidence of time entries checked in before
 // the organisation's retention (keeping times and flags), and deletes
-// stale Telegram link tokens and old handled Telegram updates.
+// stale Telegram link tokens, old handled Telegram updates and the
+// scheduler's records of runs older than SchedulerRunRetention.
 func (s *ScheduledWork) PurgeExpired(ctx context.Context, orgID int64, slot time.Time) (int, error) {
 	return s.run(ctx, orgID, "retention.purge", func(tx pgx.Tx, o *orgClock) (int, map[string]any, error) {
 		sess, err := tx.Exec(ctx, `DELETE FROM sessions_revoked WHERE org_id = $1 AND expires_at < $2`, o.id, slot)
@@ -725,9 +730,17 @@ func (s *ScheduledWork) PurgeExpired(ctx context.Context, orgID int64, slot time
 		if err != nil {
 			return 0, nil, err
 		}
-		n := int(sess.RowsAffected() + loc.RowsAffected() + toks.RowsAffected() + upd.RowsAffected())
+		// The scheduler's own record of runs: the organisation's, and the
+		// runs for no organisation, past SchedulerRunRetention.
+		runs, err := tx.Exec(ctx, `DELETE FROM scheduler_runs WHERE org_key IN ($1, 0) AND slot < $2`,
+			o.id, slot.Add(-SchedulerRunRetention))
+		if err != nil {
+			return 0, nil, err
+		}
+		n := int(sess.RowsAffected() + loc.RowsAffected() + toks.RowsAffected() + upd.RowsAffected() + runs.RowsAffected())
 		return n, map[string]any{"sessions_revoked_deleted": sess.RowsAffected(), "time_entries_purged": loc.RowsAffected(),
 			"link_tokens_deleted": toks.RowsAffected(), "telegram_updates_deleted": upd.RowsAffected(),
+			"scheduler_runs_deleted": runs.RowsAffected(),
 			"retention_days": o.retentionDays, "before": cutoff.UTC()}, nil
 	})
 }

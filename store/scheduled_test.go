@@ -245,8 +245,21 @@ func TestScheduledWork_PurgeExpired(t *testing.T) {
 		(3, '{}', $1, 'done', $1, '[{"method":"sendMessage","params":{}}]', NULL),
 		(4, '{}', $2, 'done', $2, NULL, NULL)`, old15, slot.Add(-time.Hour))
 
-	mustRun(t, w.PurgeExpired, o.id, slot, 4) // one session record, one entry, one token, one update
+	// Scheduler runs: the organisation's and a global one past the 90
+	// days (deleted), a recent one (kept), another organisation's old one
+	// (kept: its own purge deletes it).
+	other := mustOrg(t, e)
+	ago := func(d int) time.Time { return slot.AddDate(0, 0, -d) }
+	mustExec(t, e, `INSERT INTO scheduler_runs (task, slot, org_id) VALUES
+		('digest', $1, $3), ('verify', $1, NULL), ('digest', $2, $3), ('digest', $1, $4)`, ago(91), ago(89), o.id, other.id)
+
+	mustRun(t, w.PurgeExpired, o.id, slot, 6) // one session record, one entry, one token, one update, two runs
 	mustRun(t, w.PurgeExpired, o.id, slot.Add(30*time.Minute), 0)
+	var runsLeft int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM scheduler_runs WHERE org_key IN ($1, $2, 0) AND slot < $3`,
+		o.id, other.id, slot.AddDate(0, 0, -80)).Scan(&runsLeft); err != nil || runsLeft != 2 {
+		t.Errorf("scheduler runs left = %d, %v; want the recent one and the other organisation's", runsLeft, err)
+	}
 	var left []int64
 	rows, err := e.pool.Query(context.Background(), `SELECT update_id FROM telegram_updates ORDER BY update_id`)
 	if err != nil {
