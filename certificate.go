@@ -81,6 +81,27 @@ func EICRIntervalMonths(propertyType string) int {
 	return 60
 }
 
+// CheckFor refuses a next inspection later than the property type allows
+// (EICRIntervalMonths) after an EICR issued on day: an interval longer
+// than the type's, or a recommended date past it. A shorter one is the
+// inspector's call.
+func (o IssueOptions) CheckFor(day time.Time, propertyType string) error {
+	longest := EICRIntervalMonths(propertyType)
+	what := strings.ReplaceAll(propertyType, "_", " ")
+	if o.IntervalMonths > longest {
+		return Invalid("interval_months", "A %s site's next EICR is due within %d months at most; choose %d or fewer, or leave it empty for %d.",
+			what, longest, longest, longest)
+	}
+	if o.RecommendedDue != nil {
+		latest := NextInspectionDue(day, propertyType, IssueOptions{})
+		if o.RecommendedDue.After(latest) {
+			return Invalid("next_due", "A %s site's next EICR is due by %s at the latest (%d months); choose that date or an earlier one.",
+				what, latest.Format("2 January 2006"), longest)
+		}
+	}
+	return nil
+}
+
 // NextInspectionDue returns the date of the next EICR after one issued on
 // day (a calendar date): the inspector's recommended date when given,
 // else day plus the options' interval or the property type's.

@@ -340,6 +340,9 @@ func (s *CertificateService) issueEICR(ctx context.Context, tx pgx.Tx, acc *acce
 	if err != nil {
 		return err
 	}
+	if err := o.CheckFor(day, propertyType); err != nil {
+		return err
+	}
 	outcome := fieldops.EICROutcome(codes)
 	due := fieldops.NextInspectionDue(day, propertyType, o)
 	if _, err := tx.Exec(ctx, `UPDATE certificates SET outcome = $3, next_due = $4 WHERE org_id = $1 AND id = $2`,

@@ -422,6 +422,36 @@ func TestIssueEICR(t *testing.T) {
 			t.Fatalf("next due = %s, want 2028-03-01", got)
 		}
 	})
+	t.Run("LongerThanThePropertyTypeAllows/ErrInvalid", func(t *testing.T) {
+		// A rented home is due within 5 years (1 September 2031 here): a
+		// longer interval or a later date is refused, the certificate stays
+		// approved; the longest allowed is accepted.
+		for _, tt := range []struct {
+			opt   fieldops.IssueOptions
+			field string
+		}{
+			{fieldops.IssueOptions{IntervalMonths: 61}, "interval_months"},
+			{fieldops.IssueOptions{RecommendedDue: ptr(day("2031-09-02"))}, "next_due"},
+		} {
+			s := mustSite(t, c.env, owner, o.customer.ID)
+			if _, err := c.sites.UpdateSite(owner, s.ID, fieldops.SiteUpdate{PropertyType: ptr("rented")}); err != nil {
+				t.Fatal(err)
+			}
+			j := mustJob(t, c.env, owner, o.customer.ID, s.ID, time.Date(2026, 8, 31, 9, 0, 0, 0, time.UTC))
+			cert := c.mustCert(t, j.ID, "eicr", "approved")
+			_, err := c.certs.IssueCertificate(owner, cert.ID, tt.opt)
+			wantField(t, err, fieldops.EINVALID, tt.field)
+			if c.status(t, cert.ID) != "approved" {
+				t.Error("a refused issue changed the certificate")
+			}
+		}
+		if _, site := issue(t, "rented", fieldops.IssueOptions{RecommendedDue: ptr(day("2031-09-01"))}); site.NextInspectionDue.Format(time.DateOnly) != "2031-09-01" {
+			t.Errorf("next due = %v, want 2031-09-01", site.NextInspectionDue)
+		}
+		if _, site := issue(t, "swimming_pool", fieldops.IssueOptions{IntervalMonths: 12}); site.NextInspectionDue.Format(time.DateOnly) != "2027-09-01" {
+			t.Errorf("next due = %v, want 2027-09-01", site.NextInspectionDue)
+		}
+	})
 	t.Run("Recommended/OK", func(t *testing.T) {
 		_, site := issue(t, "owner_occupied", fieldops.IssueOptions{RecommendedDue: ptr(day("2029-06-30"))})
 		if got := site.NextInspectionDue.Format(time.DateOnly); got != "2029-06-30" {
