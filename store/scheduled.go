@@ -741,7 +741,7 @@ func (s *ScheduledWork) PurgeExpired(ctx context.Context, orgID int64, slot time
 		return n, map[string]any{"sessions_revoked_deleted": sess.RowsAffected(), "time_entries_purged": loc.RowsAffected(),
 			"link_tokens_deleted": toks.RowsAffected(), "telegram_updates_deleted": upd.RowsAffected(),
 			"scheduler_runs_deleted": runs.RowsAffected(),
-			"retention_days": o.retentionDays, "before": cutoff.UTC()}, nil
+			"retention_days":         o.retentionDays, "before": cutoff.UTC()}, nil
 	})
 }
 
