@@ -126,6 +126,18 @@ func Render(m *fieldops.OutboundMessage, loc *time.Location) (subject, text stri
 		subject = "A bot message could not be handled"
 		text = fmt.Sprintf("A Telegram message from %s (update %s) failed several times and was set aside. Nothing from it was applied: ask them to send it again. The server log has the details.",
 			p.str("user_name", "a team member"), p.str("update_id", "?"))
+	case "security.telegram_linked":
+		subject = "Your account was linked to Telegram"
+		text = fmt.Sprintf("Your fieldops account at %s was linked to the Telegram account %s on %s. If this was not you, unlink it from your Telegram page in the web panel (or ask your Owner or an Admin to) and tell them.",
+			p.str("org", "your organisation"), p.str("account", "(no name)"), p.stamp("at", loc))
+	case "security.two_factor_enrolled":
+		subject = "Two-factor sign-in set up"
+		text = fmt.Sprintf("Two-factor sign-in was set up for your fieldops account on %s. If this was not you, ask your Owner or an Admin to reset it and end your sessions.",
+			p.stamp("at", loc))
+	case "security.two_factor_reset":
+		subject = "Two-factor sign-in was reset"
+		text = fmt.Sprintf("%s reset the two-factor sign-in of your fieldops account on %s and ended your sessions. You will set it up again at your next sign-in. If you did not ask for this, tell your Owner.",
+			p.str("by", "An administrator"), p.stamp("at", loc))
 	case "alert.audit_chain_broken":
 		subject, text = "Audit log check failed", "The audit log check found a problem. Look at the audit page in the admin panel."
 	default:
@@ -205,6 +217,15 @@ func (p payload) time(k string) (time.Time, bool) {
 		return t, err == nil
 	}
 	return time.Time{}, false
+}
+
+// stamp is the time at k as a date and time: "Mon 23 Nov 2026 15:04".
+func (p payload) stamp(k string, loc *time.Location) string {
+	t, ok := p.time(k)
+	if !ok {
+		return "?"
+	}
+	return t.In(loc).Format("Mon 2 Jan 2006 15:04")
 }
 
 func (p payload) clock(k string, loc *time.Location) string {

@@ -255,10 +255,6 @@ func (s *sender) done(job *answerJob) {
 	}
 }
 
-// markGather is how long markLoop waits after an answer was sent before
-// it records it, to record the answers sent meanwhile with it.
-const markGather = 20 * time.Millisecond
-
 // markLoop records sent answers in batches until ctx ends.
 func (s *sender) markLoop(ctx context.Context) {
 	pause := newBackoff(100*time.Millisecond, 5*time.Second)
@@ -267,12 +263,6 @@ func (s *sender) markLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.markWake:
-		}
-		// Gather what is sent in the next few milliseconds into the same
-		// UPDATE: under load one statement records dozens of updates. A
-		// crash in between re-sends at most these answers.
-		if sleep(ctx, markGather) != nil {
-			return
 		}
 		for {
 			err := s.flush(ctx)

@@ -659,8 +659,11 @@ func (s *AuthService) ConfirmEnrolment(ctx context.Context, code string) ([]stri
 			SELECT $1, h, $3 FROM unnest($2::bytea[]) h`, acc.UserID, hashes, now); err != nil {
 			return err
 		}
-		return s.db.audit(ctx, tx, acc, entry{action: "auth.two_factor_enrol", targetType: "user", targetID: acc.UserID,
-			changes: map[string]any{"method": "totp", "recovery_codes": len(codes)}})
+		if err := s.db.audit(ctx, tx, acc, entry{action: "auth.two_factor_enrol", targetType: "user", targetID: acc.UserID,
+			changes: map[string]any{"method": "totp", "recovery_codes": len(codes)}}); err != nil {
+			return err
+		}
+		return securityNotice(ctx, tx, acc.OrgID, acc.UserID, "security.two_factor_enrolled", map[string]any{"at": now}, now)
 	})
 	if err != nil {
 		return nil, err
@@ -821,14 +824,17 @@ func (s *AuthService) ResetTwoFactor(ctx context.Context, userID int64) error {
 		if err != nil {
 			return err
 		}
-		return s.db.audit(ctx, tx, acc, entry{action: "auth.two_factor_reset", targetType: "member", targetID: userID,
+		if err := s.db.audit(ctx, tx, acc, entry{action: "auth.two_factor_reset", targetType: "member", targetID: userID,
 			changes: map[string]any{
 				"two_factor":                change{From: "totp", To: "none"},
 				"recovery_codes_deleted":    tag.RowsAffected(),
 				"revoked_before":            now.Format(time.RFC3339Nano),
 				"api_tokens_revoked":        tokens,
 				"affects_all_organisations": true,
-			}})
+			}}); err != nil {
+			return err
+		}
+		return securityNotice(ctx, tx, acc.OrgID, userID, "security.two_factor_reset", map[string]any{"by": acc.name, "at": now}, now)
 	})
 	if err != nil {
 		return err

@@ -781,3 +781,17 @@ func (s *ScheduledWork) VerifyAuditChain(ctx context.Context, orgID int64, slot 
 		return n, map[string]any{"first_bad_seq": broken}, nil
 	})
 }
+
+// securityNotice writes an e-mail to the member about a change to how
+// their account is reached (a new Telegram link, two-factor sign-in set
+// up or reset), in the transaction of the change (reliability checklist
+// A11). By e-mail, not Telegram: a notice about a new link must not go
+// only to the account that was just linked.
+func securityNotice(ctx context.Context, tx pgx.Tx, orgID, userID int64, kind string, payload map[string]any, at time.Time) error {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO notifications (org_id, user_id, channel, kind, payload, created_at, not_before)
+		VALUES ($1, $2, 'email', $3, $4, $5, $5)`, orgID, userID, kind, payload, at); err != nil {
+		return fmt.Errorf("security notice %s: %w", kind, err)
+	}
+	return nil
+}

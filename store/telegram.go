@@ -227,7 +227,12 @@ func (s *TelegramService) Link(ctx context.Context, token string, u fieldops.Tel
 		if err := s.db.audit(ctx, tx, acc, entry{action: "telegram.link", targetType: "member", targetID: userID, changes: changes}); err != nil {
 			return err
 		}
-		return nil
+		account := link.Username
+		if account == "" {
+			account = u.FirstName
+		}
+		return securityNotice(ctx, tx, orgID, userID, "security.telegram_linked",
+			map[string]any{"account": account, "org": link.OrgName, "at": now}, now)
 	})
 	if err != nil {
 		return nil, err
