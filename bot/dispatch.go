@@ -248,7 +248,9 @@ func (d *Dispatcher) sendEmail(ctx context.Context, m *fieldops.OutboundMessage,
 	if m.Name != "" {
 		body = "Hello " + m.Name + ",\n\n" + text
 	}
-	body += "\n\nLink your Telegram account in fieldops to get these messages in Telegram."
+	if m.Channel != fieldops.ViaEmail { // security notices are e-mail by design
+		body += "\n\nLink your Telegram account in fieldops to get these messages in Telegram."
+	}
 	err := d.mailer.Send(ctx, fieldops.Mail{To: to, Subject: "fieldops: " + subject, Text: body})
 	if err != nil {
 		if ctx.Err() != nil {

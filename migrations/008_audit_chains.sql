@@ -8,7 +8,9 @@ CREATE TABLE audit_chains (
     seq    bigint NOT NULL DEFAULT 0,
     head   bytea
 );
-INSERT INTO audit_chains (org_id, seq, head) SELECT id, audit_seq, audit_head FROM organisations;
+-- No organisation may be created or change its chain (an instance still
+-- running the old version) between the copy and the trigger.
+LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE;
 
 -- Every organisation has its chain row from its creation on, however it
 -- is inserted.
@@ -19,6 +21,9 @@ BEGIN
 END $$;
 CREATE TRIGGER organisations_audit_chain AFTER INSERT ON organisations
     FOR EACH ROW EXECUTE FUNCTION audit_chains_start();
+
+INSERT INTO audit_chains (org_id, seq, head) SELECT id, audit_seq, audit_head FROM organisations
+    ON CONFLICT (org_id) DO NOTHING;
 
 ALTER TABLE organisations DROP COLUMN audit_seq, DROP COLUMN audit_head;
 

@@ -89,19 +89,26 @@ func (db *DB) load(ctx context.Context, tx pgx.Tx) (*access, error) {
 // loadForWrite is load for a method that changes data: it takes the
 // organisation's row lock first, so every writer of one organisation
 // locks in the same order (organisation, then records, then the audit
-// chain, whose head is on the same row) and no two can deadlock.
+// chain) and no two can deadlock, and then reads the membership afresh,
+// never from the unit's cache: a session ended or a member removed while
+// an update was being handled (photos downloading, say) stops its writes.
+// In a unit of work the lock goes in one round trip with the read.
 func (db *DB) loadForWrite(ctx context.Context, tx pgx.Tx) (*access, error) {
-	acc, err := db.load(ctx, tx)
-	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
-		u.acc = nil // this call may change memberships: the next one reads them again
-	}
+	actor, err := fieldops.RequireActor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := lockOrg(ctx, tx, acc.OrgID); err != nil {
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.acc = nil // read it again now, and after this call, which may change memberships
+	}
+	if err := lockOrg(ctx, tx, actor.OrgID); err != nil {
 		return nil, err
 	}
-	return acc, nil
+	acc, err := db.load(ctx, tx)
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		u.acc = nil
+	}
+	return acc, err
 }
 
 // memberGrants is a member's effective grants from their stored role and

@@ -95,6 +95,8 @@ func findEngineers(ctx context.Context, tx pgx.Tx, acc *access) ([]engineer, err
 // A plain "start < to AND end > from" has no lower bound on the start, so
 // it would range-scan every earlier job of the organisation. A job's
 // window is at most 31 days (checkWindow, and the CHECK of migration 004),
+// counted as 744 hours (a calendar "31 days" before a day would be an
+// hour short across the spring clock change),
 // and almost all jobs are shorter than a day, so the query is split in
 // two disjoint range scans: jobs starting from 24 hours before from (on
 // jobs_org_start), and longer jobs starting up to 31 days before from (on
@@ -109,7 +111,7 @@ func jobsOverlapping(from, to string) string {
 	UNION ALL
 	SELECT `+cols+where+`
 		AND j.scheduled_end - j.scheduled_start > interval '24 hours'
-		AND j.scheduled_start >= %[1]s - interval '31 days' AND j.scheduled_start < %[1]s - interval '24 hours'`, from, to)
+		AND j.scheduled_start >= %[1]s - interval '744 hours' AND j.scheduled_start < %[1]s - interval '24 hours'`, from, to)
 }
 
 // localDays is the n local days from $2 (a date) in zone $3: index i from
@@ -141,7 +143,7 @@ func assignmentsOverlapping(from, to string) string {
 	UNION ALL
 	SELECT `+cols+where+`
 		AND a.scheduled_end - a.scheduled_start > interval '24 hours'
-		AND a.scheduled_start >= %[1]s - interval '31 days' AND a.scheduled_start < %[1]s - interval '24 hours'`, from, to)
+		AND a.scheduled_start >= %[1]s - interval '744 hours' AND a.scheduled_start < %[1]s - interval '24 hours'`, from, to)
 }
 
 // bookedQuery sums, per engineer and local day, the booked minutes: for

@@ -28,6 +28,11 @@ type lazyTx struct {
 	begin  *heldOp // the BEGIN, sent with the first statement
 	held   []*heldOp
 	closed bool
+	// broken is the error of a held statement. A held statement that
+	// fails leaves the SAVEPOINTs sent after it in the same batch not run,
+	// so no savepoint can be trusted any more: every later statement
+	// returns this error and the unit rolls back.
+	broken error
 }
 
 // heldOp is a statement held back until the next round trip.
@@ -89,15 +94,24 @@ func (t *lazyTx) send(ctx context.Context, sql string, args []any) (pgx.BatchRes
 	for range n {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
+			t.broken = err
 			return nil, err
 		}
 	}
 	return br, nil
 }
 
-func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// usable reports why no statement may be sent, if so.
+func (t *lazyTx) usable() error {
 	if t.closed {
-		return pgconn.CommandTag{}, pgx.ErrTxClosed
+		return pgx.ErrTxClosed
+	}
+	return t.broken
+}
+
+func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.usable(); err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	if len(t.held) == 0 {
 		return t.conn.Exec(ctx, sql, args...)
@@ -114,8 +128,8 @@ func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 }
 
 func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if t.closed {
-		return nil, pgx.ErrTxClosed
+	if err := t.usable(); err != nil {
+		return nil, err
 	}
 	if len(t.held) == 0 {
 		return t.conn.Query(ctx, sql, args...)
@@ -133,7 +147,7 @@ func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 }
 
 func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if !t.closed && len(t.held) == 0 {
+	if t.usable() == nil && len(t.held) == 0 {
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
 	rows, err := t.Query(ctx, sql, args...)
@@ -189,6 +203,11 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
+	if t.broken != nil {
+		err := t.broken
+		_ = t.Rollback(ctx)
+		return err
+	}
 	if !t.begin.sent && !slices.ContainsFunc(t.held, func(op *heldOp) bool { return !isBookkeeping(op.sql) }) {
 		t.closed = true
 		return nil
@@ -241,6 +260,27 @@ type lazySavepoint struct {
 	closed bool
 }
 
+func (s *lazySavepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if s.closed {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	return s.lazyTx.Exec(ctx, sql, args...)
+}
+
+func (s *lazySavepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if s.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	return s.lazyTx.Query(ctx, sql, args...)
+}
+
+func (s *lazySavepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if s.closed {
+		return &batchRow{err: pgx.ErrTxClosed}
+	}
+	return s.lazyTx.QueryRow(ctx, sql, args...)
+}
+
 // Commit releases the savepoint with the next statement, or forgets it
 // when it was never sent.
 func (s *lazySavepoint) Commit(context.Context) error {
@@ -263,6 +303,9 @@ func (s *lazySavepoint) Rollback(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	s.closed = true
+	if s.broken != nil {
+		return nil // the unit rolls back whole (see broken)
+	}
 	if !s.op.sent {
 		// Everything held from its SAVEPOINT on is this savepoint's.
 		if i := slices.Index(s.held, s.op); i >= 0 {

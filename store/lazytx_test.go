@@ -203,6 +203,34 @@ func TestUnitOfWorkSavepoints(t *testing.T) {
 		}
 		equal(t, values(t), 4)
 	})
+	t.Run("HeldStatementFailsTheUnit", func(t *testing.T) {
+		// A held statement that fails takes the SAVEPOINTs batched after it
+		// down with it: the call that sends it gets the error, every later
+		// statement too, and the unit rolls back whole (nothing of call A,
+		// which returned before its held insert went out).
+		var errB, errC error
+		err := db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			if err := db.Savepoint(ctx, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO lazy VALUES (1)`); err != nil {
+					return err
+				}
+				return store.ExecHeld(ctx, tx, `INSERT INTO lazy VALUES (1)`)
+			}); err != nil {
+				t.Errorf("call A = %v", err)
+			}
+			errB = insert(ctx, 2)
+			errC = insert(ctx, 3)
+			return nil
+		})
+		var pg *pgconn.PgError
+		if !errors.As(errB, &pg) || pg.Code != "23505" || !errors.As(errC, &pg) {
+			t.Errorf("calls after the failed held statement = %v, %v; want its 23505", errB, errC)
+		}
+		if !errors.As(err, &pg) || pg.Code != "23505" {
+			t.Fatalf("WithinTx = %v, want the held statement's 23505", err)
+		}
+		equal(t, values(t))
+	})
 	t.Run("ErrorAndPanicRollBack", func(t *testing.T) {
 		err := db.WithinTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			if err := insert(ctx, 1); err != nil {

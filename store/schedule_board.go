@@ -95,7 +95,7 @@ func findJobsOverlapping(ctx context.Context, tx pgx.Tx, orgID int64, from, to t
 			SELECT a.job_id FROM unnest($4::bigint[]) u(id)
 			JOIN LATERAL (SELECT a.job_id FROM job_assignments a
 				WHERE a.org_id = $1 AND a.user_id = u.id AND a.live
-				  AND a.scheduled_start >= $2::timestamptz - interval '31 days'
+				  AND a.scheduled_start >= $2::timestamptz - interval '744 hours'
 				  AND a.scheduled_start < $3::timestamptz AND a.scheduled_end > $2::timestamptz) a ON true)
 		ORDER BY j.scheduled_start, j.id`, orgID, from, to, users)
 	if err != nil {

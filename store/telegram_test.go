@@ -783,3 +783,39 @@ func TestTelegramService_ChatState(t *testing.T) {
 		wantCode(t, err, fieldops.EINTERNAL)
 	})
 }
+
+// TestTelegramService_RevokedDuringAnUpdate: a session ended while an
+// update is being handled (after Resolve read the link, say while photos
+// download) stops the update's writes at once: a write reads the
+// membership and session again, whatever the unit remembered.
+func TestTelegramService_RevokedDuringAnUpdate(t *testing.T) {
+	t.Parallel()
+	te := newTelegramEnv(t)
+	o := mustOrg(t, te.env)
+	mustSeats(t, te, o, 10)
+	link := mustLink(t, te, o.ctx[fieldops.RoleAdmin], tgUser(9100, "ada_admin"))
+	name := "Written after revocation"
+	err := te.db.WithinTx(context.Background(), func(ctx context.Context, tx pgx.Tx) error {
+		l, _, err := te.tg.Resolve(ctx, 9100)
+		if err != nil {
+			return err
+		}
+		actx := fieldops.NewContext(ctx, l.Actor())
+		if _, _, err := te.customers.FindCustomers(actx, fieldops.CustomerFilter{}); err != nil {
+			return err
+		}
+		// Another connection ends the session meanwhile.
+		if err := te.sessions.RevokeSession(o.ctx[fieldops.RoleOwner], link.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = te.customers.CreateCustomer(actx, fieldops.CustomerUpdate{Name: &name})
+		wantCode(t, err, fieldops.EUNAUTHORIZED)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, te.env, `SELECT count(*) FROM customers WHERE org_id = $1 AND name = $2`, o.id, name); n != 0 {
+		t.Fatal("a revoked session wrote")
+	}
+}
